@@ -1,0 +1,113 @@
+"""ASE calculator for hdnnp potentials (and n2p2/RuNNer potential directories).
+
+Follows ASE's calculator protocol: ``implemented_properties`` lists what it computes
+and results land in ``self.results``: ``energy`` and ``free_energy`` (eV), ``forces``
+(eV/Å), ``stress`` (eV/Å³, Voigt order xx yy zz yz xz xy, 3D-periodic cells only),
+``energies`` (per-atom, eV).  Extra results: ``extrapolation_warnings`` (number of
+descriptor values outside the range of the training data, n2p2's definition) and
+``extrapolating_atoms``.
+
+Example::
+
+    >>> from ase.build import bulk                          # doctest: +SKIP
+    >>> import hdnnp
+    >>> atoms = bulk("C", "diamond", a=3.57)
+    >>> atoms.calc = hdnnp.Calculator("model.json")
+    >>> atoms.get_potential_energy(), atoms.get_forces()
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase.calculators.calculator import Calculator as _AseCalculator
+from ase.calculators.calculator import PropertyNotImplementedError, all_changes
+from ase.stress import full_3x3_to_voigt_6_stress
+
+from hdnnp.errors import HdnnpError
+from hdnnp.model import NeuralNetworkPotential
+from hdnnp.neighbours import build_batch
+
+
+class ExtrapolationWarning(UserWarning):
+    """A structure has descriptor values outside the range seen in training."""
+
+
+class Calculator(_AseCalculator):
+    """hdnnp potential as an ASE calculator.
+
+    Parameters
+    ----------
+    model:
+        Path of an hdnnp potential file or n2p2 potential directory, or a
+        :class:`~hdnnp.model.NeuralNetworkPotential`.
+    device:
+        ``"cpu"``, ``"cuda"`` … (default: CUDA when available, else CPU).
+    dtype:
+        ``"float64"`` (default) or ``"float32"`` for faster inference.
+    extrapolation:
+        ``"warn"`` (default: a Python warning per call that extrapolates), ``"ignore"``
+        (count only) or ``"error"`` (raise :class:`~hdnnp.errors.HdnnpError`).
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
+
+    def __init__(self, model: str | Path | NeuralNetworkPotential, device: str | None = None,
+                 dtype: str | torch.dtype = "float64", extrapolation: str = "warn", **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(model, NeuralNetworkPotential):
+            from hdnnp.potential import load_potential
+
+            model = load_potential(model)
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+        if extrapolation not in ("warn", "ignore", "error"):
+            raise HdnnpError("extrapolation must be 'warn', 'ignore' or 'error'")
+        self.extrapolation = extrapolation
+        self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        self.model.reference_energies = self.model.reference_energies.double()
+        #: Calls that extrapolated, and total extrapolated descriptor values, since creation.
+        self.extrapolation_calls = 0
+        self.extrapolation_total = 0
+        self.calls = 0
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        atoms = self.atoms
+        want_stress = "stress" in properties
+        if want_stress and not np.asarray(atoms.pbc).all():
+            raise PropertyNotImplementedError("stress needs a cell periodic in all directions")
+        batch = build_batch([atoms], self.model.elements, self.model.cutoff, dtype=self.dtype,
+                            device=self.device)
+        out = self.model(batch, forces=True, stress=want_stress)
+        self.calls += 1
+        energy = float(out["energy"][0])
+        self.results["energy"] = energy
+        self.results["free_energy"] = energy
+        self.results["forces"] = out["forces"].detach().cpu().double().numpy()
+        self.results["energies"] = out["energies"].detach().cpu().double().numpy()
+        if want_stress:
+            s = out["stress"][0].detach().cpu().double().numpy()
+            self.results["stress"] = full_3x3_to_voigt_6_stress(s)
+        mask = self.model.extrapolation_mask(out["features"].detach(), batch.species)
+        n_values = int(mask.sum())
+        self.results["extrapolation_warnings"] = n_values
+        self.results["extrapolating_atoms"] = np.flatnonzero(mask.any(1).cpu().numpy())
+        if n_values:
+            self.extrapolation_calls += 1
+            self.extrapolation_total += n_values
+            msg = (f"{n_values} descriptor values of {len(self.results['extrapolating_atoms'])} "
+                   "atoms lie outside the range of the training data: the potential "
+                   "extrapolates")
+            if self.extrapolation == "error":
+                raise HdnnpError(msg)
+            if self.extrapolation == "warn":
+                warnings.warn(msg, ExtrapolationWarning, stacklevel=2)
+
+    def extrapolation_summary(self) -> str:
+        """One line: how many calls extrapolated so far."""
+        return (f"extrapolation: {self.extrapolation_calls} of {self.calls} calls had descriptor "
+                f"values outside the training range ({self.extrapolation_total} values in all)")

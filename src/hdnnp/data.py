@@ -1,0 +1,190 @@
+r"""Labelled data sets: structures with reference energies and forces.
+
+A :class:`Dataset` is a list of ASE ``Atoms`` whose reference energy (eV) and
+forces (eV/Å) are attached as ``SinglePointCalculator`` results, plus optional
+per-element isolated-atom energies :math:`E^\mathrm{ref}_Z` that turn total
+energies into cohesive energies (thesis eq. 4.3):
+
+.. math:: E_\mathrm{coh} = E - \sum_Z N_Z E^\mathrm{ref}_Z,
+          \qquad E_\mathrm{coh/atom} = E_\mathrm{coh} / N.
+
+Splits and samples are reproducible: they depend only on the seed and the order of
+the structures.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.data import atomic_numbers
+
+from hdnnp.errors import HdnnpError
+
+
+def structure_energy(atoms: Atoms) -> float | None:
+    """Reference total energy attached to ``atoms`` (eV), or None."""
+    calc = atoms.calc
+    if calc is None:
+        return None
+    e = getattr(calc, "results", {}).get("energy")
+    return None if e is None else float(e)
+
+
+def structure_forces(atoms: Atoms) -> np.ndarray | None:
+    """Reference forces attached to ``atoms`` ([N, 3], eV/Å), or None."""
+    calc = atoms.calc
+    if calc is None:
+        return None
+    f = getattr(calc, "results", {}).get("forces")
+    return None if f is None else np.asarray(f, dtype=np.float64)
+
+
+def sort_elements(symbols: Iterable[str]) -> list[str]:
+    """Elements ordered by atomic number (the order used for networks and spins)."""
+    return sorted(set(symbols), key=lambda s: atomic_numbers[s])
+
+
+class Dataset:
+    """A labelled data set.
+
+    Example::
+
+        >>> ds = Dataset.from_files("TiO2-xsf.tar.gz",             # doctest: +SKIP
+        ...                         reference_energies={"O": -432.503149303,
+        ...                                             "Ti": -1604.604515075})
+        >>> train, test = ds.split(test_fraction=0.1, seed=1)      # doctest: +SKIP
+    """
+
+    def __init__(self, structures: Sequence[Atoms],
+                 reference_energies: Mapping[str, float] | None = None,
+                 require_energy: bool = True):
+        self.structures: list[Atoms] = list(structures)
+        self.reference_energies: dict[str, float] = dict(reference_energies or {})
+        self._energies = np.array([structure_energy(a) if structure_energy(a) is not None
+                                   else np.nan for a in self.structures], dtype=np.float64)
+        if require_energy and np.isnan(self._energies).any():
+            k = int(np.flatnonzero(np.isnan(self._energies))[0])
+            raise HdnnpError(f"{self.names[k]}: structure has no reference energy")
+
+    # ---------------------------------------------------------------- creation
+    @classmethod
+    def from_files(cls, paths: str | Path | Sequence[str | Path], format: str | None = None,
+                   reference_energies: Mapping[str, float] | None = None,
+                   **kwargs) -> Dataset:
+        from hdnnp.io import read_structures
+
+        return cls(read_structures(paths, format, **kwargs), reference_energies)
+
+    # ---------------------------------------------------------------- access
+    def __len__(self) -> int:
+        return len(self.structures)
+
+    def __getitem__(self, k: int) -> Atoms:
+        return self.structures[k]
+
+    def __iter__(self):
+        return iter(self.structures)
+
+    @property
+    def names(self) -> list[str]:
+        return [str(a.info.get("source", f"structure {k}")) for k, a in enumerate(self.structures)]
+
+    @property
+    def energies(self) -> np.ndarray:
+        """Total reference energies (eV), [S]."""
+        return self._energies.copy()
+
+    @property
+    def n_atoms(self) -> np.ndarray:
+        return np.array([len(a) for a in self.structures], dtype=np.int64)
+
+    @property
+    def elements(self) -> list[str]:
+        return sort_elements(s for a in self.structures for s in a.get_chemical_symbols())
+
+    @property
+    def has_forces(self) -> np.ndarray:
+        return np.array([structure_forces(a) is not None for a in self.structures], dtype=bool)
+
+    def forces(self, k: int) -> np.ndarray | None:
+        return structure_forces(self.structures[k])
+
+    def reference_sum(self, reference_energies: Mapping[str, float] | None = None) -> np.ndarray:
+        """Σ_Z N_Z E_ref_Z per structure (eV)."""
+        ref = self.reference_energies if reference_energies is None else reference_energies
+        out = np.zeros(len(self))
+        for k, a in enumerate(self.structures):
+            counts = Counter(a.get_chemical_symbols())
+            out[k] = sum(n * float(ref.get(e, 0.0)) for e, n in counts.items())
+        return out
+
+    def cohesive_energies(self, reference_energies: Mapping[str, float] | None = None,
+                          per_atom: bool = True) -> np.ndarray:
+        """E - Σ N_Z E_ref_Z (eV, per atom by default), thesis eq. 4.3."""
+        e = self._energies - self.reference_sum(reference_energies)
+        return e / self.n_atoms if per_atom else e
+
+    # ---------------------------------------------------------------- selection
+    def subset(self, indices: Iterable[int]) -> Dataset:
+        idx = [int(i) for i in indices]
+        return Dataset([self.structures[i] for i in idx], self.reference_energies,
+                       require_energy=False)
+
+    def sample(self, n: int, seed: int = 0) -> Dataset:
+        """``n`` structures drawn without replacement with a fixed seed (original order kept)."""
+        if n > len(self):
+            raise HdnnpError(f"cannot draw {n} structures from a data set of {len(self)}")
+        rng = np.random.default_rng(seed)
+        return self.subset(np.sort(rng.choice(len(self), size=n, replace=False)))
+
+    def split(self, test_fraction: float = 0.1, seed: int = 0) -> tuple[Dataset, Dataset]:
+        """Random train/test split; the test set gets round(test_fraction * S) structures."""
+        if not 0.0 <= test_fraction < 1.0:
+            raise HdnnpError(f"test fraction must be in [0, 1), got {test_fraction}")
+        rng = np.random.default_rng(seed)
+        perm = rng.permutation(len(self))
+        n_test = int(round(test_fraction * len(self)))
+        test, train = np.sort(perm[:n_test]), np.sort(perm[n_test:])
+        return self.subset(train), self.subset(test)
+
+    def filter_energy(self, max_energy_per_atom: float,
+                      relative_to_minimum: bool = False) -> Dataset:
+        """Keep structures with cohesive energy per atom ≤ the bound (ænet's MAXENERGY)."""
+        e = self.cohesive_energies()
+        bound = max_energy_per_atom + (np.nanmin(e) if relative_to_minimum else 0.0)
+        return self.subset(np.flatnonzero(e <= bound))
+
+    def __add__(self, other: Dataset) -> Dataset:
+        ref = dict(self.reference_energies)
+        for k, v in other.reference_energies.items():
+            if k in ref and abs(ref[k] - v) > 1e-9:
+                raise HdnnpError(f"cannot merge data sets with different reference energies "
+                                 f"for {k}: {ref[k]} and {v}")
+            ref[k] = v
+        return Dataset(self.structures + other.structures, ref, require_energy=False)
+
+    # ---------------------------------------------------------------- summary
+    def summary(self) -> dict:
+        """Counts and energy statistics (eV) of the data set."""
+        e = self.cohesive_energies()
+        n = self.n_atoms
+        comp = Counter(s for a in self.structures for s in a.get_chemical_symbols())
+        return {
+            "structures": len(self),
+            "atoms": int(n.sum()),
+            "atoms_per_structure": [int(n.min()), int(n.max())] if len(self) else [0, 0],
+            "elements": {e_: int(c) for e_, c in sorted(comp.items())},
+            "with_forces": int(self.has_forces.sum()),
+            "reference_energies": dict(self.reference_energies),
+            "energy_per_atom": {
+                "min": float(np.min(e)) if len(self) else None,
+                "max": float(np.max(e)) if len(self) else None,
+                "mean": float(np.mean(e)) if len(self) else None,
+                "std": float(np.std(e)) if len(self) else None,
+                "kind": "cohesive" if self.reference_energies else "total",
+            },
+        }

@@ -1,0 +1,164 @@
+"""Reading and writing structure files.
+
+All readers return ASE ``Atoms`` with the reference energy (eV) and forces (eV/Å)
+attached as a ``SinglePointCalculator`` (``atoms.get_potential_energy()``,
+``atoms.get_forces()``) and a ``atoms.info["source"]`` naming file and entry.
+
+Formats (``format=None`` guesses from the path):
+
+=========  ===============================================================
+xsf        one ænet XSF file (:mod:`hdnnp.io.xsf`)
+xsf-dir    a directory of ``*.xsf`` files
+archive    a ``.tar``, ``.tar.gz``/``.tgz``, ``.tar.bz2``, ``.tar.xz`` or ``.zip``
+           archive of ``*.xsf`` files
+extxyz     extended XYZ (via ASE)
+n2p2       n2p2/RuNNer ``input.data`` (:mod:`hdnnp.io.n2p2_data`)
+db         an ASE database (``.db``, SQLite)
+ase        anything else ASE can read
+=========  ===============================================================
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import zipfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from ase import Atoms
+
+from hdnnp.errors import HdnnpError, InputFileError
+from hdnnp.io.xsf import format_xsf, parse_xsf, read_xsf, write_xsf
+
+_ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".zip")
+
+__all__ = ["format_xsf", "guess_format", "iter_structures", "parse_xsf", "read_structures",
+           "read_xsf", "write_structures", "write_xsf"]
+
+
+def guess_format(path: str | Path) -> str:
+    """Guess the structure-file format from a path (see the module table)."""
+    p = Path(path)
+    name = p.name.lower()
+    if p.is_dir():
+        return "xsf-dir"
+    if name.endswith(_ARCHIVE_SUFFIXES):
+        return "archive"
+    if name.endswith(".xsf"):
+        return "xsf"
+    if name.endswith((".extxyz", ".xyz")):
+        return "extxyz"
+    if name == "input.data" or name.endswith(".data"):
+        return "n2p2"
+    if name.endswith(".db"):
+        return "db"
+    return "ase"
+
+
+def _iter_archive(path: Path) -> Iterator[Atoms]:
+    if path.name.lower().endswith(".zip"):
+        with zipfile.ZipFile(path) as zf:
+            names = sorted(n for n in zf.namelist() if n.lower().endswith(".xsf"))
+            for n in names:
+                yield parse_xsf(zf.read(n).decode(), f"{path}:{n}")
+        return
+    try:
+        tf = tarfile.open(path)
+    except tarfile.TarError as exc:
+        raise InputFileError(path, f"cannot open archive ({exc})") from None
+    with tf:
+        members = sorted((m for m in tf.getmembers() if m.isfile() and m.name.lower().endswith(
+            ".xsf")), key=lambda m: m.name)
+        for m in members:
+            fh = tf.extractfile(m)
+            yield parse_xsf(io.TextIOWrapper(fh).read(), f"{path}:{m.name}")
+
+
+def iter_structures(path: str | Path, format: str | None = None, **kwargs) -> Iterator[Atoms]:
+    """Iterate over the structures in ``path`` (see :func:`read_structures`)."""
+    path = Path(path)
+    if not path.exists():
+        raise HdnnpError(f"{path}: no such file or directory")
+    fmt = format or guess_format(path)
+    if fmt == "xsf":
+        yield read_xsf(path)
+    elif fmt == "xsf-dir":
+        files = sorted(path.glob("*.xsf"))
+        if not files:
+            raise InputFileError(path, "directory contains no *.xsf files")
+        for f in files:
+            yield read_xsf(f)
+    elif fmt == "archive":
+        yield from _iter_archive(path)
+    elif fmt == "n2p2":
+        from hdnnp.io.n2p2_data import read_input_data
+
+        yield from read_input_data(path, **kwargs)
+    elif fmt == "db":
+        from ase.db import connect
+
+        with connect(path) as db:
+            for row in db.select(**kwargs):
+                atoms = row.toatoms()
+                atoms.info["source"] = f"{path}:id={row.id}"
+                atoms.info.update(row.key_value_pairs)
+                yield atoms
+    elif fmt in ("extxyz", "ase"):
+        import ase.io
+
+        try:
+            frames = ase.io.read(path, index=":", format="extxyz" if fmt == "extxyz" else None)
+        except Exception as exc:  # ASE raises many exception types for bad files
+            raise InputFileError(path, f"cannot read structures ({exc.__class__.__name__}: "
+                                 f"{exc})") from None
+        for k, atoms in enumerate(frames):
+            atoms.info.setdefault("source", f"{path}@{k}")
+            yield atoms
+    else:
+        raise HdnnpError(f"unknown structure format {fmt!r}")
+
+
+def read_structures(paths: str | Path | Sequence[str | Path], format: str | None = None,
+                    **kwargs) -> list[Atoms]:
+    """Read all structures from one or several files, directories or archives."""
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    out: list[Atoms] = []
+    for p in paths:
+        out.extend(iter_structures(p, format, **kwargs))
+    return out
+
+
+def write_structures(path: str | Path, structures: Sequence[Atoms], format: str | None = None,
+                     **kwargs) -> None:
+    """Write structures: ``xsf-dir`` (one XSF per structure), ``extxyz``, ``n2p2`` or ``db``."""
+    path = Path(path)
+    fmt = format or ("xsf-dir" if path.suffix == "" else guess_format(path))
+    if fmt in ("xsf-dir", "xsf"):
+        if fmt == "xsf" and len(structures) == 1:
+            write_xsf(path, structures[0])
+            return
+        path.mkdir(parents=True, exist_ok=True)
+        width = max(4, len(str(len(structures))))
+        for k, atoms in enumerate(structures, start=1):
+            write_xsf(path / f"structure{k:0{width}d}.xsf", atoms)
+    elif fmt == "extxyz":
+        import ase.io
+
+        from hdnnp.fileio import atomic_path
+
+        with atomic_path(path) as tmp:
+            ase.io.write(tmp, list(structures), format="extxyz")
+    elif fmt == "n2p2":
+        from hdnnp.io.n2p2_data import write_input_data
+
+        write_input_data(path, structures, **kwargs)
+    elif fmt == "db":
+        from ase.db import connect
+
+        with connect(path) as db:
+            for atoms in structures:
+                db.write(atoms)
+    else:
+        raise HdnnpError(f"cannot write structure format {fmt!r}")
