@@ -9,13 +9,27 @@ no global state, no display needed, safe in threads and on headless machines.
 
 The figures follow the thesis (§3.3, §3.4, §4.3.1, §5.1.1):
 
+* :func:`plot_loss_curves` – train/test energy (and force) error per epoch on a
+  logarithmic axis, best epoch marked (§3.3 "Loss Curves");
+* :func:`plot_loss_comparison` – test-error curves of several runs (cutoffs, training
+  set sizes, optimizers, seeds: §3.4, figs. 3.2–3.7);
+* :func:`plot_parity` – predicted against reference values with the line y = x and
+  MAE, RMSE, Pearson r (§3.3 "Predicted vs. True"); scatter for up to ``max_scatter``
+  points, logarithmic-density hexbin above (10⁶ force components take ~1 s);
+* :func:`plot_error_histogram` – histogram of squared errors on a logarithmic axis
+  (§3.3 "Squared Error");
 * :func:`plot_energy_distribution` – histograms of cohesive energy per atom of several
-  data sets (figs. 4.14, 4.15).
+  data sets (figs. 4.14, 4.15);
+* :func:`plot_scaling_scan` – cohesive energy per atom against the scaling factor,
+  model and reference, with the maximum and mean of the training set (figs. 5.2–5.10);
+* :func:`plot_convergence` – final test error against a varied parameter, one curve
+  per seed or mean ± standard deviation (§3.4).
 """
 
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -25,7 +39,13 @@ from numpy.typing import ArrayLike
 from hdnnp.errors import HdnnpError
 from hdnnp.fileio import atomic_path
 
-__all__ = ["COLORS", "plot_energy_distribution", "save_figure"]
+#: Thesis colours for the training-set lines of the scaling scan (fig. 5.2): maximum
+#: red, mean orange; further data sets (fig. 5.10) get the next colours.
+_LINE_COLORS = ("#d62728", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b")
+
+__all__ = ["COLORS", "STYLE", "plot_convergence", "plot_energy_distribution",
+           "plot_error_histogram", "plot_loss_comparison", "plot_loss_curves", "plot_parity",
+           "plot_scaling_scan", "save_figure"]
 
 #: Colour-blind-safe palette (Okabe & Ito, "Color Universal Design", 2008).
 COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
@@ -194,4 +214,478 @@ def plot_energy_distribution(data: Mapping[str, ArrayLike] | ArrayLike, path: st
         axes[-1, 0].set_xlabel(xlabel)
         if title:
             axes[0, 0].set_title(title)
+    return save_figure(fig, path)
+
+
+def _paired_sets(ref, pred, label: str | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{label: (ref, pred)}`` (flattened, finite pairs) from arrays or mappings."""
+    from hdnnp.analysis.metrics import finite_pairs
+
+    if isinstance(ref, Mapping) != isinstance(pred, Mapping):
+        raise HdnnpError("ref and pred must both be arrays or both be mappings")
+    if isinstance(ref, Mapping):
+        if set(ref) != set(pred):
+            raise HdnnpError(f"ref and pred have different sets: {sorted(ref)} and "
+                             f"{sorted(pred)}")
+        items = [(str(k), ref[k], pred[k]) for k in ref]
+    else:
+        items = [(label or "", ref, pred)]
+    out = {}
+    for name, r, p in items:
+        p_, r_ = finite_pairs(p, r)
+        out[name] = (r_, p_)
+    if not any(r.size for r, _ in out.values()):
+        raise HdnnpError("nothing to plot: no finite reference/prediction pairs")
+    return out
+
+
+_QUANTITIES = {
+    # quantity: (axis text, units, error units, error scale)
+    "energy": ("energy per atom", "eV/atom", "meV/atom", 1000.0),
+    "force": ("force component", "eV/Å", "eV/Å", 1.0),
+}
+
+
+def _quantity(quantity: str, units: str | None, error_units: str | None,
+              error_scale: float | None) -> tuple[str, str, str, float]:
+    text, u, eu, scale = _QUANTITIES.get(quantity, (quantity, "", "", 1.0))
+    if units is not None and units != u:
+        # other units: errors in the same units unless told otherwise
+        u, eu, scale = units, units, 1.0
+    if error_units is not None:
+        eu = error_units
+    if error_scale is not None:
+        scale = float(error_scale)
+    return text, u, eu, scale
+
+
+def _metrics_text(r: np.ndarray, p: np.ndarray, scale: float, eu: str) -> str:
+    from hdnnp.analysis.metrics import regression_metrics
+
+    if r.size == 0:
+        return "no data"
+    m = regression_metrics(p * scale, r * scale)
+    return (f"MAE {m['mae']:.3g} {eu}\nRMSE {m['rmse']:.3g} {eu}\n"
+            f"r = {m['pearson_r']:.4f}   (n = {m['n']})")
+
+
+def _with_units(text: str, units: str) -> str:
+    return f"{text} ({units})" if units else text
+
+
+# -------------------------------------------------------------------- parity
+@_styled
+def plot_parity(ref: ArrayLike | Mapping[str, ArrayLike],
+                pred: ArrayLike | Mapping[str, ArrayLike], path: str | Path,
+                quantity: str = "energy", units: str | None = None, label: str | None = None,
+                error_units: str | None = None, error_scale: float | None = None,
+                style: str = "auto", max_scatter: int = 20000,
+                title: str | None = None) -> Path:
+    """Predicted against reference values with the line y = x (thesis §3.3).
+
+    Parameters
+    ----------
+    ref, pred:
+        Reference and predicted values (any shape; forces are compared component by
+        component), or ``{set label: values}`` mappings with the same keys, e.g.
+        ``{"train": …, "test": …}``.  Non-finite pairs are left out.
+    quantity:
+        ``"energy"`` (energy per atom: values in eV/atom, errors shown in meV/atom),
+        ``"force"`` (eV/Å) or any other name (then give ``units``).
+    units:
+        Units of the values, shown on the axes; errors are shown in the same units
+        unless ``error_units`` and ``error_scale`` (error in error units = scale ×
+        error in value units) are given.
+    label:
+        Legend label of a single set.
+    style:
+        ``"scatter"``, ``"hexbin"`` (one panel per set, logarithmic colour scale of the
+        point density) or ``"auto"``: scatter up to ``max_scatter`` points in all.
+
+    The legend (scatter) or a text box per panel (hexbin) gives MAE, RMSE, Pearson r
+    and the number of points of each set.
+    """
+    if style not in ("auto", "scatter", "hexbin"):
+        raise HdnnpError(f"style must be 'auto', 'scatter' or 'hexbin', got {style!r}")
+    sets = _paired_sets(ref, pred, label)
+    text, u, eu, scale = _quantity(quantity, units, error_units, error_scale)
+    n_total = sum(r.size for r, _ in sets.values())
+    if style == "auto":
+        style = "scatter" if n_total <= max_scatter else "hexbin"
+    allv = np.concatenate([np.concatenate([r, p]) for r, p in sets.values()])
+    lo, hi = float(allv.min()), float(allv.max())
+    pad = 0.03 * (hi - lo) if hi > lo else max(abs(lo) * 0.01, 1e-3)
+    lim = (lo - pad, hi + pad)
+    xlabel = _with_units(f"reference {text}", u)
+    ylabel = _with_units(f"predicted {text}", u)
+    if style == "scatter":
+        fig, axes = _figure(figsize=(3.8, 3.8))
+        ax = axes[0, 0]
+        size = 10.0 if n_total <= 2000 else 3.0
+        for k, (name, (r, p)) in enumerate(sets.items()):
+            stats = _metrics_text(r, p, scale, eu).replace("\n", ", ", 1)
+            legend = f"{name}: {stats}" if name else stats
+            ax.scatter(r, p, s=size, color=COLORS[k % len(COLORS)], alpha=0.6, linewidths=0,
+                       label=legend, rasterized=True)
+        ax.plot(lim, lim, color="black", linestyle="--", linewidth=0.9, zorder=0,
+                label="y = x")
+        ax.legend(loc="upper left", fontsize=6.5, handletextpad=0.3, markerscale=2.0)
+        _square(ax, lim, xlabel, ylabel)
+    else:
+        from matplotlib.colors import LogNorm
+
+        fig, axes = _figure(1, len(sets), figsize=(3.6 * len(sets) + 0.4, 3.6),
+                            sharex=True, sharey=True)
+        for k, (name, (r, p)) in enumerate(sets.items()):
+            ax = axes[0, k]
+            if r.size:
+                hb = ax.hexbin(r, p, gridsize=90, extent=(*lim, *lim), mincnt=1,
+                               norm=LogNorm(), cmap="viridis", linewidths=0, rasterized=True)
+                fig.colorbar(hb, ax=ax, label="points per bin", shrink=0.8)
+            ax.plot(lim, lim, color="black", linestyle="--", linewidth=0.9)
+            stats = _metrics_text(r, p, scale, eu)
+            ax.text(0.04, 0.96, f"{name}\n{stats}" if name else stats, transform=ax.transAxes,
+                    ha="left", va="top", fontsize=7)
+            _square(ax, lim, xlabel, ylabel if k == 0 else None)
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def _square(ax, lim, xlabel, ylabel) -> None:
+    ax.set_xlim(lim)
+    ax.set_ylim(lim)
+    ax.set_aspect("equal", adjustable="box")
+    ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+
+
+# --------------------------------------------------------- squared-error histogram
+@_styled
+def plot_error_histogram(ref: ArrayLike | Mapping[str, ArrayLike],
+                         pred: ArrayLike | Mapping[str, ArrayLike], path: str | Path,
+                         quantity: str = "energy", units: str | None = None,
+                         label: str | None = None, error_units: str | None = None,
+                         error_scale: float | None = None, bins: int = 50,
+                         title: str | None = None) -> Path:
+    r"""Histogram of squared errors :math:`(s(p_i - t_i))^2` on a logarithmic axis.
+
+    Thesis §3.3 ("Squared Error").  Arguments as for :func:`plot_parity`; the errors
+    are shown in ``error_units`` squared (energy: (meV/atom)², force: (eV/Å)²).  Each
+    set gets a dashed vertical line at its mean squared error, MSE = RMSE².  Exact
+    zeros (no place on a log axis) are counted in the legend.
+    """
+    sets = _paired_sets(ref, pred, label)
+    text, _, eu, scale = _quantity(quantity, units, error_units, error_scale)
+    sq = {name: ((p - r) * scale) ** 2 for name, (r, p) in sets.items()}
+    positive = np.concatenate([v[v > 0] for v in sq.values()])
+    if positive.size:
+        lo, hi = float(positive.min()), float(positive.max())
+        if hi <= lo:
+            lo, hi = lo / 2.0, hi * 2.0
+    else:
+        lo, hi = 1e-12, 1.0
+    edges = np.logspace(np.log10(lo), np.log10(hi), int(bins) + 1)
+    fig, axes = _figure()
+    ax = axes[0, 0]
+    for k, (name, v) in enumerate(sq.items()):
+        color = COLORS[k % len(COLORS)]
+        zeros = int((v == 0).sum())
+        legend = f"{name} (n = {v.size}" if name else f"n = {v.size}"
+        legend += f", {zeros} exact" if zeros else ""
+        legend += ")" if name else ""
+        ax.hist(v[v > 0], bins=edges, histtype="step", color=color, linewidth=1.2,
+                label=legend)
+        if v.size:
+            ax.axvline(v.mean(), color=color, linestyle="--", linewidth=0.9,
+                       label=f"MSE {v.mean():.3g}" + (f" ({name})" if name else ""))
+    ax.set_xscale("log")
+    unit2 = "/".join(f"{part}²" for part in eu.split("/")) if eu else ""  # meV²/atom²
+    ax.set_xlabel(_with_units(f"squared error of {text}", unit2))
+    ax.set_ylabel("count")
+    ax.legend(loc="best")
+    if title:
+        ax.set_title(title)
+    return save_figure(fig, path)
+
+
+# -------------------------------------------------------------------- loss curves
+_LOSS_KEYS = {"energy": ("energy", "meV_per_atom", "meV/atom"),
+              "force": ("force", "meV_per_A", "meV/Å")}
+
+
+def _loss_key(quantity: str, metric: str) -> tuple[str, str]:
+    if quantity not in _LOSS_KEYS:
+        raise HdnnpError(f"quantity must be 'energy' or 'force', got {quantity!r}")
+    if metric not in ("rmse", "mae"):
+        raise HdnnpError(f"metric must be 'rmse' or 'mae', got {metric!r}")
+    name, suffix, unit = _LOSS_KEYS[quantity]
+    return f"{name}_{metric}_{suffix}", f"{name} {metric.upper()} ({unit})"
+
+
+def _log_y(ax) -> None:
+    """Logarithmic y axis with plain tick labels (3, 10, 30) and minor labels when the
+    axis spans less than a decade, where decade-only labels would leave it unlabelled."""
+    from matplotlib.ticker import LogFormatter
+
+    class _Plain(LogFormatter):
+        def _num_to_string(self, x, vmin, vmax):
+            return f"{x:g}"
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(_Plain())
+    ax.yaxis.set_minor_formatter(_Plain(labelOnlyBase=False, minor_thresholds=(1.0, 0.5)))
+
+
+def _integer_x(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _positive(v: np.ndarray) -> np.ndarray:
+    return np.where(v > 0, v, np.nan)  # a log axis cannot show 0 or negative values
+
+
+@_styled
+def plot_loss_curves(log, path: str | Path, metric: str = "rmse", show_train: bool = True,
+                     title: str | None = None) -> Path:
+    """Train and test errors per epoch on a logarithmic axis (thesis §3.3).
+
+    ``log`` is a training log (``log.jsonl``, a run directory, or a list of epoch
+    dicts; :func:`hdnnp.analysis.rundir.read_training_log`).  One panel for the
+    energy error (meV/atom), a second for the force error (meV/Å) when the log has
+    force values.  ``metric`` is ``"rmse"`` or ``"mae"`` (the thesis plots the MAE).
+    The best epoch (flagged ``"best"`` by the trainer, else the lowest test error) is
+    marked by a vertical line and a star on the test curve.
+    """
+    from hdnnp.analysis.rundir import best_epoch, log_series, read_training_log
+
+    records = read_training_log(log)
+    if not records:
+        raise HdnnpError("the training log has no epochs")
+    panels = []
+    for quantity in ("energy", "force"):
+        key, ylabel = _loss_key(quantity, metric)
+        series = {s: log_series(records, s, key) for s in ("train", "test")}
+        if any(np.isfinite(v).any() for _, v in series.values()):
+            panels.append((key, ylabel, series))
+    if not panels:
+        raise HdnnpError(f"the training log has no {metric.upper()} values")
+    best = best_epoch(records, _loss_key("energy", metric)[0])
+    marker = "o" if len(records) <= 30 else None
+    fig, axes = _figure(len(panels), 1, figsize=(4.2, 2.2 + 1.6 * len(panels)), sharex=True)
+    for ax, (key, ylabel, series) in zip(axes[:, 0], panels):
+        for split, color, ls in (("train", COLORS[0], "--"), ("test", COLORS[1], "-")):
+            if split == "train" and not show_train:
+                continue
+            x, v = series[split]
+            if np.isfinite(v).any():
+                ax.plot(x, _positive(v), color=color, linestyle=ls, marker=marker,
+                        markersize=2.5, label=split)
+        if best is not None:
+            ax.axvline(float(best["epoch"]), color="0.45", linestyle=":", linewidth=1.0,
+                       label=f"best epoch {best['epoch']}")
+            split = "test" if (best.get("test") or {}).get(key) is not None else "train"
+            value = (best.get(split) or {}).get(key)
+            if value is not None and value > 0:
+                ax.plot([float(best["epoch"])], [float(value)], marker="*", markersize=9,
+                        color="black", linestyle="none",
+                        label=f"{split} {float(value):.3g}")
+        _log_y(ax)
+        ax.set_ylabel(ylabel)
+        ax.legend(loc="best")
+    axes[-1, 0].set_xlabel("epoch")
+    _integer_x(axes[-1, 0])
+    if title:
+        axes[0, 0].set_title(title)
+    return save_figure(fig, path)
+
+
+@_styled
+def plot_loss_comparison(logs: Mapping[str, object], path: str | Path,
+                         quantity: str = "energy", metric: str = "rmse", split: str = "test",
+                         target: float | None = None, title: str | None = None) -> Path:
+    """Error curves of several training runs on one logarithmic axis (thesis §3.4).
+
+    ``logs`` maps a label (``"Rc = 4.5 Å"``, ``"seed 3"``, ``"L-BFGS"`` …) to a training
+    log (as for :func:`plot_loss_curves`).  ``split`` is ``"test"`` (default, as in the
+    thesis figures 3.2–3.7) or ``"train"``; ``target`` draws a horizontal line at a
+    target error (the thesis uses 5 meV/atom, after Artrith et al.).
+    """
+    from hdnnp.analysis.rundir import log_series, read_training_log
+
+    key, ylabel = _loss_key(quantity, metric)
+    if not logs:
+        raise HdnnpError("no training logs to compare")
+    fig, axes = _figure(figsize=(4.6, 3.4))
+    ax = axes[0, 0]
+    plotted = 0
+    for k, (name, log) in enumerate(logs.items()):
+        x, v = log_series(read_training_log(log), split, key)
+        if np.isfinite(v).any():
+            ax.plot(x, _positive(v), color=COLORS[k % len(COLORS)],
+                    linestyle=("-", "--", "-.", ":")[(k // len(COLORS)) % 4], label=str(name))
+            plotted += 1
+    if not plotted:
+        raise HdnnpError(f"no {split} {key} values in the training logs")
+    if target is not None:
+        ax.axhline(target, color="black", linestyle=":", linewidth=1.0,
+                   label=f"target {target:g}")
+    _log_y(ax)
+    _integer_x(ax)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"{split} {ylabel}")
+    ax.legend(loc="best", ncols=2 if len(logs) > 5 else 1)
+    if title:
+        ax.set_title(title)
+    return save_figure(fig, path)
+
+
+# ---------------------------------------------------------------- convergence
+@_styled
+def plot_convergence(parameter: ArrayLike, errors, path: str | Path, xlabel: str,
+                     ylabel: str = "test energy RMSE (meV/atom)", mode: str = "curves",
+                     labels: list[str] | None = None, logx: bool = False, logy: bool = False,
+                     target: float | None = None, title: str | None = None) -> Path:
+    """Final error against a varied parameter (thesis §3.4 convergence studies).
+
+    Parameters
+    ----------
+    parameter:
+        The P values of the varied parameter (cutoff radius in Å, training-set size,
+        time between snapshots in fs …); strings (optimizer names) give a categorical
+        axis.
+    errors:
+        ``[P]`` (one run per value), ``[R, P]`` (R repetitions, e.g. random seeds; NaN
+        for a missing run) or ``{label: [P]}``.
+    mode:
+        ``"curves"``: one curve per repetition; ``"mean_std"``: mean ± standard
+        deviation over the repetitions (error bars; individual runs as faint points).
+    target:
+        Horizontal line at a target error (thesis: 5 meV/atom).
+    """
+    if mode not in ("curves", "mean_std"):
+        raise HdnnpError(f"mode must be 'curves' or 'mean_std', got {mode!r}")
+    par = np.asarray(parameter)
+    if par.ndim != 1 or par.size == 0:
+        raise HdnnpError("parameter must be a non-empty list of values")
+    if isinstance(errors, Mapping):
+        labels = [str(k) for k in errors]
+        err = np.array([np.asarray(v, dtype=np.float64).ravel() for v in errors.values()])
+    else:
+        err = np.atleast_2d(np.asarray(errors, dtype=np.float64))
+    if err.ndim != 2 or err.shape[1] != par.size:
+        raise HdnnpError(f"errors must have {par.size} values per run, got shape "
+                         f"{np.shape(errors)}")
+    if not np.isfinite(err).any():
+        raise HdnnpError("nothing to plot: no finite errors")
+    if labels is None:
+        labels = [f"run {k + 1}" for k in range(err.shape[0])] if err.shape[0] > 1 else [""]
+    if len(labels) != err.shape[0]:
+        raise HdnnpError(f"{len(labels)} labels for {err.shape[0]} runs")
+    categorical = not np.issubdtype(par.dtype, np.number)
+    x = np.arange(par.size, dtype=np.float64) if categorical else par.astype(np.float64)
+    fig, axes = _figure()
+    ax = axes[0, 0]
+    if mode == "curves":
+        for k, (name, row) in enumerate(zip(labels, err)):
+            ax.plot(x, row, marker="o", color=COLORS[k % len(COLORS)], label=name or None)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns → NaN
+            mean = np.nanmean(err, axis=0)
+            std = np.nanstd(err, axis=0)
+        for row in err:
+            ax.plot(x, row, linestyle="none", marker="o", markersize=2.5, color=COLORS[0],
+                    alpha=0.35)
+        ax.errorbar(x, mean, yerr=std, marker="o", color=COLORS[0], capsize=3,
+                    label=f"mean ± std ({err.shape[0]} runs)")
+    if target is not None:
+        ax.axhline(target, color="black", linestyle=":", linewidth=1.0,
+                   label=f"target {target:g}")
+    if categorical:
+        ax.set_xticks(x, [str(v) for v in par])
+        ax.minorticks_off()
+    if logx and not categorical:
+        ax.set_xscale("log")
+    if logy:
+        _log_y(ax)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best")
+    if title:
+        ax.set_title(title)
+    return save_figure(fig, path)
+
+
+# ------------------------------------------------------------------ scaling scan
+def _named(values, default: str) -> dict[str, float]:
+    if values is None:
+        return {}
+    if isinstance(values, Mapping):
+        return {str(k): float(v) for k, v in values.items()}
+    return {default: float(values)}
+
+
+@_styled
+def plot_scaling_scan(factors: ArrayLike, energy_per_atom: ArrayLike | Mapping[str, ArrayLike],
+                      path: str | Path, reference_energy_per_atom: ArrayLike | None = None,
+                      training_max: float | Mapping[str, float] | None = None,
+                      training_mean: float | Mapping[str, float] | None = None,
+                      model_label: str = "HDNNP", reference_label: str = "reference",
+                      xlabel: str = "scaling factor f (lengths × (1 + f))",
+                      ylabel: str = "cohesive energy per atom (eV/atom)",
+                      title: str | None = None) -> Path:
+    """Cohesive energy per atom against the scaling factor (thesis fig. 5.2).
+
+    Parameters
+    ----------
+    factors:
+        Scaling factors f; cell and coordinates were multiplied by 1 + f
+        (:func:`hdnnp.analysis.scan.scaling_scan`).
+    energy_per_atom:
+        Model prediction (eV/atom) at each factor, or ``{label: values}`` for several
+        models (thesis fig. 5.10).
+    reference_energy_per_atom:
+        The reference method's ("true") values, eV/atom.
+    training_max, training_mean:
+        Maximum and mean cohesive energy per atom of the training set (eV/atom), drawn
+        as horizontal red and orange dashed lines as in the thesis; ``{label: value}``
+        for several data sets.
+    """
+    f = np.asarray(factors, dtype=np.float64).ravel()
+    if f.size == 0:
+        raise HdnnpError("no scaling factors to plot")
+    models = (dict(energy_per_atom) if isinstance(energy_per_atom, Mapping)
+              else {model_label: energy_per_atom})
+    order = np.argsort(f)
+    fig, axes = _figure(figsize=(4.6, 3.5))
+    ax = axes[0, 0]
+    if reference_energy_per_atom is not None:
+        ref = np.asarray(reference_energy_per_atom, dtype=np.float64).ravel()
+        if ref.size != f.size:
+            raise HdnnpError(f"{ref.size} reference energies for {f.size} factors")
+        ax.plot(f[order], ref[order], color="black", marker="o", markersize=3.5,
+                label=reference_label)
+    for k, (name, values) in enumerate(models.items()):
+        e = np.asarray(values, dtype=np.float64).ravel()
+        if e.size != f.size:
+            raise HdnnpError(f"{e.size} energies ({name}) for {f.size} factors")
+        ax.plot(f[order], e[order], color=COLORS[k % len(COLORS)], linestyle="--",
+                marker="s", markersize=3.0, label=name)
+    lines = [(f"max {name}".strip(), v, "--") for name, v in
+             _named(training_max, "training set").items()]
+    lines += [(f"mean {name}".strip(), v, "-.") for name, v in
+              _named(training_mean, "training set").items()]
+    for k, (name, v, ls) in enumerate(lines):
+        ax.axhline(v, color=_LINE_COLORS[k % len(_LINE_COLORS)], linestyle=ls, linewidth=1.0,
+                   label=f"{name} ({v:.3f})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(loc="best")
+    if title:
+        ax.set_title(title)
     return save_figure(fig, path)
