@@ -24,8 +24,11 @@ poly3     :math:`(x(x(20x - 70) + 84) - 35)x^4 + 1`             7
 poly4     :math:`(x(x((315 - 70x)x - 540) + 420) - 126)x^5 + 1` 8
 ========  ===================================================  ===========
 
-``cos`` with :math:`\alpha = 0` is Behler's cosine cutoff (J. Chem. Phys. 134, 074106
-(2011), eq. 4; thesis eq. 2.71), the one ænet uses.  Distances in Å.
+with :math:`c = [(e + e^{-1})/(e - e^{-1})]^3` for ``tanh``.  ``hard``, ``tanhu`` and
+``tanh`` ignore :math:`\alpha`, as n2p2 does (these definitions were checked against
+n2p2's ``CutoffFunction`` and ``CoreFunction``).  ``cos`` with :math:`\alpha = 0` is
+Behler's cosine cutoff (J. Chem. Phys. 134, 074106 (2011), eq. 4; thesis eq. 2.71), the
+one ænet uses.  Distances in Å.
 
 The functions are written with torch operations only, so reverse- and forward-mode
 automatic differentiation give exact derivatives; arguments outside the active range
@@ -110,7 +113,11 @@ class CutoffFunction:
         if self.kind == "cos":
             f = 0.5 * (torch.cos(math.pi * x) + 1.0)
         elif self.kind == "exp":
-            f = torch.exp(1.0 - 1.0 / (1.0 - x * x))
+            # 1 - x^2 can round to 0 just below r_c: guard the division (f -> 0 there)
+            t = 1.0 - x * x
+            pos = t > 0.0
+            f = torch.where(pos, torch.exp(1.0 - 1.0 / torch.where(pos, t, torch.ones_like(t))),
+                            torch.zeros_like(t))
         else:
             f = _poly(self.kind, x)
         outer = torch.where(inside, torch.ones_like(r), torch.zeros_like(r))
