@@ -143,7 +143,9 @@ def _default_reference_energies(calculator) -> dict[str, float]:
 def scaling_scan(calculator, atoms: Atoms, factors: ArrayLike | Sequence[float],
                  reference_calculator=None,
                  reference_energies: Mapping[str, float] | None = None,
-                 progress: bool = False) -> ScanResult:
+                 progress: bool = False,
+                 reference_method_atom_energies: Mapping[str, float] | None = None
+                 ) -> ScanResult:
     """Cohesive energy per atom of ``atoms`` scaled by ``1 + f`` for each factor ``f``.
 
     Parameters
@@ -164,6 +166,12 @@ def scaling_scan(calculator, atoms: Atoms, factors: ArrayLike | Sequence[float],
         the model's own (``calculator.model.reference_energy_dict()`` for an hdnnp
         calculator: the energies of the training data), else none (energies are then
         total energies per atom, ``ScanResult.energy_kind == "total"``).
+    progress:
+        Show a progress bar (tqdm).
+    reference_method_atom_energies:
+        Isolated-atom energies of the reference method, if they differ from
+        ``reference_energies`` (a model trained on another method's data); default:
+        ``reference_energies``, right for a model trained on the reference method's data.
 
     Returns a :class:`ScanResult` with ``factors``, ``energy_per_atom`` and
     ``reference_energy_per_atom`` (None without a reference calculator), in eV/atom,
@@ -179,6 +187,8 @@ def scaling_scan(calculator, atoms: Atoms, factors: ArrayLike | Sequence[float],
              else _default_reference_energies(calculator))
     n = len(atoms)
     shift = _atom_reference_sum(atoms, ref_e)
+    ref_shift = (shift if reference_method_atom_energies is None
+                 else _atom_reference_sum(atoms, reference_method_atom_energies))
     model = np.full(f.size, np.nan)
     extrapolation = np.zeros(f.size, dtype=np.int64)
     has_extrapolation = False
@@ -199,7 +209,7 @@ def scaling_scan(calculator, atoms: Atoms, factors: ArrayLike | Sequence[float],
         if reference_calculator is not None:
             scaled.calc = reference_calculator
             try:
-                reference[k] = (scaled.get_potential_energy() - shift) / n
+                reference[k] = (scaled.get_potential_energy() - ref_shift) / n
             except HdnnpError:
                 raise
             except Exception as exc:  # reference codes fail in many ways (SCF, overlap)

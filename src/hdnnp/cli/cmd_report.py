@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import textwrap
 
 from hdnnp.cli import command_parser
+
+_DESCRIPTION = (
+    "Read a training-run directory (predictions.npz, log.jsonl, model.json), "
+    "write metrics.json and the figures loss.png, energy_parity.png, "
+    "force_parity.png, energy_error_hist.png, force_error_hist.png into "
+    "RUN_DIR/report/, and print the train/test metrics (energy per atom in "
+    "meV/atom, force components in eV/Å, Pearson r).")
 
 
 def register(sub) -> None:
     p = command_parser(
         sub, "report", help="metrics and figures of a training run",
-        description="Read a training-run directory (predictions.npz, log.jsonl, model.json), "
-                    "write metrics.json and the figures loss.png, energy_parity.png, "
-                    "force_parity.png, energy_error_hist.png, force_error_hist.png into "
-                    "RUN_DIR/report/, and print the train/test metrics (energy per atom in "
-                    "meV/atom, force components in eV/Å, Pearson r).",
+        description=textwrap.fill(_DESCRIPTION, 88),
         examples="  hdnnp report runs/tio2\n"
                  "  hdnnp report runs/tio2 -o figures/tio2\n"
                  "  hdnnp report runs/tio2 --json > metrics.json")

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 
 from hdnnp.cli import command_parser
+
+_DESCRIPTION = (
+    "Scale a structure's cell and coordinates by 1+f for each scaling factor "
+    "f, predict the cohesive energy per atom (E - sum_Z N_Z E_ref_Z)/N with "
+    "the potential (E_ref: the potential's isolated-atom energies) and, with "
+    "--reference, with the reference method; plot both against f with the "
+    "maximum and mean cohesive energy per atom of the training data (--data) "
+    "as horizontal lines.  The structure should be relaxed first.")
 
 
 def register(sub) -> None:
     p = command_parser(
         sub, "scan", help="energy vs scaling factor (extrapolation test)",
-        description="Scale a structure's cell and coordinates by 1+f for each scaling factor "
-                    "f, predict the cohesive energy per atom (E - sum_Z N_Z E_ref_Z)/N with "
-                    "the potential (E_ref: the potential's isolated-atom energies) and, with "
-                    "--reference, with the reference method; plot both against f with the "
-                    "maximum and mean cohesive energy per atom of the training data (--data) "
-                    "as horizontal lines.  The structure should be relaxed first.",
+        description=textwrap.fill(_DESCRIPTION, 88),
         examples="  hdnnp scan model.json graphene.xyz\n"
                  "  hdnnp scan model.json graphene.xyz --factors -0.1:0.1:41 --reference gfn1 "
                  "--data train.xyz\n"
@@ -35,6 +39,10 @@ def register(sub) -> None:
     p.add_argument("--reference", default="none", metavar="METHOD",
                    help="reference method for the true energies: gfn1 (tblite GFN1-xTB), "
                         "gfn2, ipea1, an ASE calculator name, or none (default)")
+    p.add_argument("--reference-atoms", choices=("model", "own"), default="model",
+                   help="isolated-atom energies for the reference method's cohesive energies: "
+                        "the potential's (default; right when it was trained on this "
+                        "method's data) or the method's own, computed here")
     p.add_argument("--data", nargs="+", metavar="FILE",
                    help="labelled training data: draw its maximum and mean cohesive energy "
                         "per atom (with the potential's isolated-atom energies)")
@@ -53,20 +61,28 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _reference_calculator(method: str, symbols):
+def _reference_calculator(method: str, symbols, own_atoms: bool):
+    """Calculator, display name and (with ``own_atoms``) isolated-atom energies."""
     from hdnnp.errors import HdnnpError
 
     try:
-        from hdnnp.reference import ReferenceSettings, check_elements, make_calculator
+        from hdnnp.reference import (
+            ReferenceSettings,
+            check_elements,
+            isolated_atom_energies,
+            make_calculator,
+        )
     except ImportError as exc:
         raise HdnnpError(f"--reference {method}: the reference calculators (hdnnp.reference) "
                          f"are not available ({exc})") from None
     settings = ReferenceSettings(method=method)
     check_elements(symbols, settings)
-    return make_calculator(settings), settings.method
+    atoms_e = isolated_atom_energies(sorted(set(symbols)), settings) if own_atoms else None
+    return make_calculator(settings), settings.method, atoms_e
 
 
 def run(args) -> int:
+    import sys
     import warnings
     from pathlib import Path
 
@@ -93,9 +109,10 @@ def run(args) -> int:
         raise HdnnpError(f"{args.structure}: element(s) {', '.join(missing)} not in the "
                          f"potential ({', '.join(calc.model.elements)})")
     ref_energies = calc.model.reference_energy_dict()
-    ref_calc, ref_label = None, "reference"
+    ref_calc, ref_label, ref_atoms = None, "reference", None
     if args.reference.strip().lower() != "none":
-        ref_calc, ref_label = _reference_calculator(args.reference, atoms.get_chemical_symbols())
+        ref_calc, ref_label, ref_atoms = _reference_calculator(
+            args.reference, atoms.get_chemical_symbols(), args.reference_atoms == "own")
 
     train_max, train_mean = args.train_max, args.train_mean
     if args.data:
@@ -106,9 +123,10 @@ def run(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = scaling_scan(calc, atoms, factors, reference_calculator=ref_calc,
-                              reference_energies=ref_energies, progress=True)
-    for w in caught:
-        print(f"hdnnp: warning: {w.message}")
+                              reference_energies=ref_energies, progress=sys.stderr.isatty(),
+                              reference_method_atom_energies=ref_atoms)
+    for message in dict.fromkeys(str(w.message).splitlines()[0] for w in caught):
+        print(f"hdnnp: warning: {message}", file=sys.stderr)
 
     kind = result.energy_kind
     print(f"structure: {args.structure} [{args.index}] {result.formula}, {result.n_atoms} "
@@ -138,6 +156,7 @@ def run(args) -> int:
         doc = result.to_dict()
         doc.update({"model": str(args.model), "structure": str(args.structure),
                     "index": args.index, "reference_method": ref_label if ref_calc else None,
+                    "reference_method_atom_energies_eV": ref_atoms,
                     "training_max": train_max, "training_mean": train_mean})
         atomic_write_text(args.json, json.dumps(doc, indent=2) + "\n")
         print(f"scan: {args.json}")
