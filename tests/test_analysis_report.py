@@ -152,3 +152,15 @@ def test_training_log_reading(tmp_path):
         read_training_log(path)
     with pytest.raises(HdnnpError, match="no such training log"):
         read_training_log(tmp_path / "nothing")
+
+
+def test_report_with_empty_test_arrays(tmp_path):
+    run = make_run(tmp_path, test=False, log=False)
+    z = dict(np.load(run / "predictions.npz"))
+    z.update({"test_energy_ref": np.zeros(0), "test_energy_pred": np.zeros(0),
+              "test_n_atoms": np.zeros(0, int), "test_forces_ref": np.zeros((0, 3)),
+              "test_forces_pred": np.zeros((0, 3)), "test_names": np.zeros(0, dtype=str)})
+    np.savez(run / "predictions.npz", **z)
+    m = write_report(run)
+    assert m["n_test"] == 0 and m["test_energy_rmse_meV_per_atom"] is None
+    assert m["train_force_mae_eV_per_A"] == pytest.approx(0.01)
