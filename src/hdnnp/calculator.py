@@ -53,7 +53,7 @@ class Calculator(_AseCalculator):
         (count only) or ``"error"`` (raise :class:`~hdnnp.errors.HdnnpError`).
     """
 
-    implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
+    implemented_properties = ("energy", "free_energy", "forces", "stress", "energies")
 
     def __init__(self, model: str | Path | NeuralNetworkPotential, device: str | None = None,
                  dtype: str | torch.dtype = "float64", extrapolation: str = "warn", **kwargs):
@@ -68,7 +68,6 @@ class Calculator(_AseCalculator):
             raise HdnnpError("extrapolation must be 'warn', 'ignore' or 'error'")
         self.extrapolation = extrapolation
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
-        self.model.reference_energies = self.model.reference_energies.double()
         #: Calls that extrapolated, and total extrapolated descriptor values, since creation.
         self.extrapolation_calls = 0
         self.extrapolation_total = 0
@@ -84,7 +83,7 @@ class Calculator(_AseCalculator):
                             device=self.device)
         out = self.model(batch, forces=True, stress=want_stress)
         self.calls += 1
-        energy = float(out["energy"][0])
+        energy = float(out["energy"][0].detach())
         self.results["energy"] = energy
         self.results["free_energy"] = energy
         self.results["forces"] = out["forces"].detach().cpu().double().numpy()

@@ -147,7 +147,7 @@ class Dataset:
             raise HdnnpError(f"test fraction must be in [0, 1), got {test_fraction}")
         rng = np.random.default_rng(seed)
         perm = rng.permutation(len(self))
-        n_test = int(round(test_fraction * len(self)))
+        n_test = round(test_fraction * len(self))
         test, train = np.sort(perm[:n_test]), np.sort(perm[n_test:])
         return self.subset(train), self.subset(test)
 

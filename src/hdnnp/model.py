@@ -11,7 +11,8 @@ networks learn cohesive energies:
     E = \sum_i \left[ E^{\mathrm{NN}}_{Z_i}(\mathbf G_i) + E^{\mathrm{ref}}_{Z_i} \right],
     \qquad
     E^{\mathrm{NN}}(\mathbf G) = s\, y_L + b_Z,\quad
-    y_l = f_l(W_l y_{l-1} + \mathbf b_l),\quad y_0 = (\mathbf G - \boldsymbol\mu)\odot\boldsymbol\sigma^{-1}
+    y_l = f_l(W_l y_{l-1} + \mathbf b_l),\quad
+    y_0 = (\mathbf G - \boldsymbol\mu)\odot\boldsymbol\sigma^{-1}
 
 (thesis eq. 2.51; per-feature standardisation :math:`\mu, \sigma` and output scale
 :math:`s` and per-element shift :math:`b_Z` are stored with the model).
@@ -23,6 +24,7 @@ Energies in eV, lengths in Å, forces in eV/Å, stress in eV/Å³.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -58,7 +60,7 @@ class AtomicNetwork(nn.Module):
         self.activation_names = [canonical_activation(a) for a in activations] + [
             canonical_activation(output_activation)]
         sizes = [int(n_inputs), *hidden, 1]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
         self._acts = [activation(a) for a in self.activation_names]
         self.register_buffer("input_shift", torch.zeros(n_inputs))
         self.register_buffer("input_scale", torch.ones(n_inputs))
@@ -108,7 +110,8 @@ class NeuralNetworkPotential(nn.Module):
     def __init__(self, descriptor: Descriptor, hidden: Sequence[int] = (15, 15),
                  activation: str | Sequence[str] = "tanh",
                  reference_energies: Mapping[str, float] | None = None,
-                 networks: Mapping[str, AtomicNetwork] | None = None):
+                 networks: Mapping[str, AtomicNetwork] | None = None,
+                 dtype: torch.dtype = torch.float64):
         super().__init__()
         self.descriptor = descriptor
         self.elements: tuple[str, ...] = tuple(descriptor.elements)
@@ -124,6 +127,14 @@ class NeuralNetworkPotential(nn.Module):
         self.register_buffer("reference_energies", torch.tensor(
             [float(ref.get(e, 0.0)) for e in self.elements], dtype=torch.float64))
         self.metadata: dict = {}
+        self.to(dtype)
+
+    def _apply(self, fn, recurse=True):
+        # dtype/device conversions (.to, .float, .cuda, ...) go through here; the
+        # reference energies (keV totals resolved to meV) always stay float64
+        out = super()._apply(fn, recurse)
+        out.reference_energies = out.reference_energies.to(torch.float64)
+        return out
 
     @property
     def cutoff(self) -> float:

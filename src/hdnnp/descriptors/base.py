@@ -158,18 +158,22 @@ class PairJacobian:
     neighbours: torch.Tensor
 
     def pair_gradient(self, de_dg: torch.Tensor) -> torch.Tensor:
-        r""":math:`\partial E/\partial \mathbf d_p` ([P, 3]) from :math:`\partial E/\partial G` ([N, F])."""
-        g_center = de_dg[self.centers]
+        r"""∂E/∂d_p ([P, 3]) from ∂E/∂G ([N, F]).
+
+        The contraction runs in the Jacobian's storage precision (float32 halves memory
+        traffic in force training); the result is returned in ``de_dg``'s dtype.
+        """
         dtype = de_dg.dtype
+        jd = self.radial.dtype if self.radial.numel() else self.vector.dtype
         out = torch.zeros(self.centers.shape[0], 3, dtype=dtype, device=de_dg.device)
         if self.radial_columns.numel():
-            g = (g_center[:, self.radial_columns] * self.radial.to(dtype)).sum(-1)
-            out = out + g.unsqueeze(-1) * self.unit_vectors.to(dtype)
+            g = de_dg[:, self.radial_columns].to(jd)[self.centers]
+            s = (g * self.radial).sum(-1)
+            out = out + (s.unsqueeze(-1) * self.unit_vectors).to(dtype)
         if self.vector_columns.numel() and self.vector_pairs.numel():
-            gv = g_center[self.vector_pairs][:, self.vector_columns]
+            gv = de_dg[:, self.vector_columns].to(jd)[self.centers[self.vector_pairs]]
             out = out.index_add(
-                0, self.vector_pairs, torch.einsum("pf,pfc->pc", gv, self.vector.to(dtype))
-            )
+                0, self.vector_pairs, torch.einsum("pf,pfc->pc", gv, self.vector).to(dtype))
         return out
 
     def to(self, device=None, dtype=None) -> PairJacobian:
@@ -197,6 +201,14 @@ def virial_from_pair_gradient(
     return w.index_add(0, pair_structure, de_dd.unsqueeze(-1) * vectors.unsqueeze(-2))
 
 
+def _positions(index: torch.Tensor, size: int | None = None) -> torch.Tensor:
+    """Inverse of an index list: out[index[k]] = k, -1 elsewhere."""
+    n = size if size is not None else (int(index.max()) + 1 if index.numel() else 0)
+    out = torch.full((max(n, 1),), -1, dtype=torch.long, device=index.device)
+    out[index] = torch.arange(index.numel(), device=index.device)
+    return out
+
+
 @dataclass
 class _JacobianAccumulator:
     n_pairs: int
@@ -216,14 +228,9 @@ class _JacobianAccumulator:
             self.vector_pairs.numel(), self.vector_columns.numel(), 3,
             dtype=self.dtype, device=self.device,
         )
-        n_feat = int(max(self.radial_columns.max().item() if self.radial_columns.numel() else -1,
-                         self.vector_columns.max().item() if self.vector_columns.numel() else -1)) + 1
-        self._rpos = torch.full((max(n_feat, 1),), -1, dtype=torch.long, device=self.device)
-        self._rpos[self.radial_columns] = torch.arange(self.radial_columns.numel(), device=self.device)
-        self._vpos = torch.full((max(n_feat, 1),), -1, dtype=torch.long, device=self.device)
-        self._vpos[self.vector_columns] = torch.arange(self.vector_columns.numel(), device=self.device)
-        self._pair_pos = torch.full((self.n_pairs,), -1, dtype=torch.long, device=self.device)
-        self._pair_pos[self.vector_pairs] = torch.arange(self.vector_pairs.numel(), device=self.device)
+        self._rpos = _positions(self.radial_columns)
+        self._vpos = _positions(self.vector_columns)
+        self._pair_pos = _positions(self.vector_pairs, self.n_pairs)
 
     def add_radial(self, pairs: torch.Tensor, columns: torch.Tensor, d: torch.Tensor) -> None:
         # each pair appears once per group, so a plain indexed add is exact
@@ -239,19 +246,11 @@ class _JacobianAccumulator:
     def result(self, geom: PairGeometry) -> PairJacobian:
         unit = (geom.vectors / geom.distances.unsqueeze(-1)).detach()
         return PairJacobian(
-            radial_columns=self.radial_columns, radial=self.radial, unit_vectors=unit.to(self.dtype),
-            vector_columns=self.vector_columns, vector_pairs=self.vector_pairs, vector=self.vector,
-            centers=geom.centers, neighbours=geom.neighbours,
+            radial_columns=self.radial_columns, radial=self.radial,
+            unit_vectors=unit.to(self.dtype), vector_columns=self.vector_columns,
+            vector_pairs=self.vector_pairs, vector=self.vector, centers=geom.centers,
+            neighbours=geom.neighbours,
         )
-
-
-def _apply_outputs(values, outputs, weight_index, rows, target):
-    """Append (rows, columns, weighted values) of every output of a group to ``target``."""
-    for out in outputs:
-        v = values
-        if out.weights is not None:
-            v = v * weight_index(out.weights).unsqueeze(-1)
-        target.append((rows, out.columns, v))
 
 
 class Descriptor(torch.nn.Module):
@@ -358,6 +357,7 @@ class Descriptor(torch.nn.Module):
         return a[sel], b[sel]
 
     def _radial_contributions(self, geom: PairGeometry):
+        """(rows, columns, values) of every radial group output."""
         out = []
         for group in self.radial_groups:
             pairs = self._radial_selection(geom, group)
@@ -365,11 +365,13 @@ class Descriptor(torch.nn.Module):
                 continue
             vals = group.fn(geom.distances[pairs])
             spec = geom.neighbour_species[pairs]
-            _apply_outputs(vals, group.outputs, lambda w, s=spec: w.to(vals)[s], geom.centers[pairs],
-                           out)
+            for o in group.outputs:
+                w = o.weights.to(vals)[spec].unsqueeze(-1) if o.weights is not None else 1.0
+                out.append((geom.centers[pairs], o.columns, vals * w))
         return out
 
     def _angular_contributions(self, geom: PairGeometry):
+        """(rows, columns, values) of every angular group output."""
         out = []
         for group in self.angular_groups:
             a, b = self._angular_selection(geom, group)
@@ -377,8 +379,9 @@ class Descriptor(torch.nn.Module):
                 continue
             vals = group.fn(*triplet_geometry(geom.vectors[a], geom.vectors[b]))
             sa, sb = geom.neighbour_species[a], geom.neighbour_species[b]
-            _apply_outputs(vals, group.outputs, lambda w, sa=sa, sb=sb: w.to(vals)[sa, sb],
-                           geom.centers[a], out)
+            for o in group.outputs:
+                w = o.weights.to(vals)[sa, sb].unsqueeze(-1) if o.weights is not None else 1.0
+                out.append((geom.centers[a], o.columns, vals * w))
         return out
 
     @torch.no_grad()

@@ -69,6 +69,7 @@ Gaussians and the distinct angular factors are computed once and shared.
 from __future__ import annotations
 
 import math
+import weakref
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -77,7 +78,13 @@ import torch
 from ase.data import atomic_numbers
 
 from hdnnp.descriptors import register_descriptor
-from hdnnp.descriptors.base import AngularGroup, Descriptor, GroupOutput, RadialGroup
+from hdnnp.descriptors.base import (
+    AngularGroup,
+    Descriptor,
+    GroupOutput,
+    PairGeometry,
+    RadialGroup,
+)
 from hdnnp.descriptors.cutoffs import N2P2_CUTOFF_TYPES, CutoffFunction
 from hdnnp.errors import HdnnpError
 
@@ -270,20 +277,6 @@ def compact_function(x: torch.Tensor, left: torch.Tensor, right: torch.Tensor,
     return torch.where(inside, _core(subtype, a_safe), torch.zeros_like(a))
 
 
-def _angular_power(cos: torch.Tensor, lam: torch.Tensor, zeta: torch.Tensor) -> torch.Tensor:
-    r""":math:`2^{1-\zeta} (1 + \lambda\cos\theta)^\zeta`, 0 where the base is <= 0; [T, V]."""
-    base = 1.0 + lam * cos.unsqueeze(-1)
-    pos = base > 0.0
-    safe = torch.where(pos, base, torch.ones_like(base))
-    return torch.where(pos, torch.exp2(1.0 - zeta) * safe**zeta, torch.zeros_like(base))
-
-
-def _unique_rows(rows: list[tuple]) -> tuple[list[tuple], list[int]]:
-    uniq: dict[tuple, int] = {}
-    index = [uniq.setdefault(r, len(uniq)) for r in rows]
-    return list(uniq), index
-
-
 def _radial_gaussian_fn(cutoff: CutoffFunction, eta: np.ndarray, rs: np.ndarray):
     params = _ParamCache(eta=eta, rs=rs)
     zero_shift = bool(np.all(rs == 0.0))
@@ -299,46 +292,57 @@ def _radial_gaussian_fn(cutoff: CutoffFunction, eta: np.ndarray, rs: np.ndarray)
 
 
 def _radial_compact_fn(rl: np.ndarray, rc: np.ndarray, subtypes: list[str]):
-    params = _ParamCache(rl=rl, rc=rc)
+    """Compact radial functions; returns (fn, order): fn's columns are items ``order``."""
     by_sub: dict[str, list[int]] = defaultdict(list)
-    for k, s in enumerate(subtypes):
-        by_sub[s].append(k)
-    if len(by_sub) == 1:
-        (sub,) = by_sub
-
-        def fn(r: torch.Tensor) -> torch.Tensor:
-            p = params.get(r)
-            return compact_function(r.unsqueeze(-1), p["rl"], p["rc"], sub)
-
-        return fn
+    for k, sub in enumerate(subtypes):
+        by_sub[sub].append(k)
     order = [k for ks in by_sub.values() for k in ks]
-    inverse = np.argsort(order)
+    parts = [(sub, _ParamCache(rl=rl[ks], rc=rc[ks])) for sub, ks in by_sub.items()]
 
-    def fn_multi(r: torch.Tensor) -> torch.Tensor:
-        p = params.get(r)
-        parts = [compact_function(r.unsqueeze(-1), p["rl"][ks], p["rc"][ks], s)
-                 for s, ks in by_sub.items()]
-        return torch.cat(parts, -1)[:, torch.as_tensor(inverse, device=r.device)]
+    def fn(r: torch.Tensor) -> torch.Tensor:
+        out = []
+        for sub, params in parts:
+            p = params.get(r)
+            out.append(compact_function(r.unsqueeze(-1), p["rl"], p["rc"], sub))
+        return out[0] if len(out) == 1 else torch.cat(out, -1)
 
-    return fn_multi
+    return fn, order
+
+
+def _power(base: torch.Tensor, zeta: float) -> torch.Tensor:
+    """base**zeta for base >= 0 (repeated multiplication for small integer zeta)."""
+    if zeta == int(zeta) and 1 <= zeta <= 16:
+        n = int(zeta)
+        out, sq = None, base
+        while n:
+            if n & 1:
+                out = sq if out is None else out * sq
+            n >>= 1
+            if n:
+                sq = sq * sq
+        return out
+    pos = base > 0.0
+    return torch.where(pos, torch.where(pos, base, torch.ones_like(base)) ** zeta,
+                       torch.zeros_like(base))
 
 
 def _angular_gaussian_fn(kind: int, cutoff: CutoffFunction, items: list[dict]):
-    """Types 3, 9, 13 with shared cutoff products, Gaussians and angular factors."""
+    """Types 3, 9, 13; returns (fn, order): fn's columns are items ``order``.
+
+    The cutoff product, the squared-distance sum and one angular factor per distinct
+    (λ, ζ) are computed once per triplet and shared by all functions of the group.
+    """
     narrow = kind in (3, 13)
-    rad_rows, rad_index = _unique_rows([(f["eta"], f["rs"]) for f in items])
-    ang_rows, ang_index = _unique_rows([(f["lambda"], f["zeta"]) for f in items])
-    params = _ParamCache(
-        eta=[r[0] for r in rad_rows], rs=[r[1] for r in rad_rows],
-        lam=[a[0] for a in ang_rows], zeta=[a[1] for a in ang_rows])
-    zero_shift = all(r[1] == 0.0 for r in rad_rows)
-    identity_rad = rad_index == list(range(len(items)))
-    identity_ang = ang_index == list(range(len(items)))
-    rad_idx = np.asarray(rad_index)
-    ang_idx = np.asarray(ang_index)
+    by_ang: dict[tuple[float, float], list[int]] = defaultdict(list)
+    for k, f in enumerate(items):
+        by_ang[(f["lambda"], f["zeta"])].append(k)
+    order = [k for ks in by_ang.values() for k in ks]
+    zero_shift = all(f["rs"] == 0.0 for f in items)
+    parts = [(lam, zeta, _ParamCache(eta=[items[k]["eta"] for k in ks],
+                                     rs=[items[k]["rs"] for k in ks]))
+             for (lam, zeta), ks in by_ang.items()]
 
     def fn(r_ij, r_ik, r_jk, cos):
-        p = params.get(r_ij)
         fc = cutoff(r_ij) * cutoff(r_ik)
         if narrow:
             fc = fc * cutoff(r_jk)
@@ -346,26 +350,25 @@ def _angular_gaussian_fn(kind: int, cutoff: CutoffFunction, items: list[dict]):
             s = r_ij * r_ij + r_ik * r_ik
             if narrow:
                 s = s + r_jk * r_jk
-            rad = torch.exp(-p["eta"] * s.unsqueeze(-1))
-        else:
-            rs = p["rs"]
-            s = (r_ij.unsqueeze(-1) - rs) ** 2 + (r_ik.unsqueeze(-1) - rs) ** 2
-            if narrow:
-                s = s + (r_jk.unsqueeze(-1) - rs) ** 2
-            rad = torch.exp(-p["eta"] * s)
-        rad = rad * fc.unsqueeze(-1)
-        ang = _angular_power(cos, p["lam"], p["zeta"])
-        if not identity_rad:
-            rad = rad[:, torch.as_tensor(rad_idx, device=rad.device)]
-        if not identity_ang:
-            ang = ang[:, torch.as_tensor(ang_idx, device=ang.device)]
-        return rad * ang
+            s = s.unsqueeze(-1)
+        out = []
+        for lam, zeta, params in parts:
+            p = params.get(r_ij)
+            if not zero_shift:
+                s = (r_ij.unsqueeze(-1) - p["rs"]) ** 2 + (r_ik.unsqueeze(-1) - p["rs"]) ** 2
+                if narrow:
+                    s = s + (r_jk.unsqueeze(-1) - p["rs"]) ** 2
+            # 2^(1-zeta) (1 + lambda cos)^zeta, zero where 1 + lambda cos <= 0
+            w = _power((1.0 + lam * cos).clamp_min(0.0), zeta) * (2.0 ** (1.0 - zeta) * fc)
+            out.append(torch.exp(-p["eta"] * s) * w.unsqueeze(-1))
+        return out[0] if len(out) == 1 else torch.cat(out, -1)
 
-    return fn
+    return fn, order
 
 
 def _angular_compact_fn(kind: int, items: list[dict]):
-    """Types 21, 22, 24, 25: products of compact radial functions and a compact angle."""
+    """Types 21, 22, 24, 25 (compact radial parts times a compact angular part); returns
+    (fn, order): fn's columns are items ``order``."""
     narrow = kind in (21, 24)
     subtypes = [f["subtype"] for f in items]
     params = _ParamCache(
@@ -376,7 +379,6 @@ def _angular_compact_fn(kind: int, items: list[dict]):
     for k, s in enumerate(subtypes):
         by_sub[s].append(k)
     order = [k for ks in by_sub.values() for k in ks]
-    inverse = np.argsort(order)
     single = len(by_sub) == 1
 
     def fn(r_ij, r_ik, r_jk, cos):
@@ -385,7 +387,7 @@ def _angular_compact_fn(kind: int, items: list[dict]):
         theta = torch.acos(torch.where(valid, cos, torch.zeros_like(cos)))
         parts = []
         for sub, ks in by_sub.items():
-            idx = slice(None) if single else ks
+            idx = slice(None) if single else torch.as_tensor(ks, device=r_ij.device)
             rl, rc = p["rl"][idx], p["rc"][idx]
             val = compact_function(r_ij.unsqueeze(-1), rl, rc, sub) * compact_function(
                 r_ik.unsqueeze(-1), rl, rc, sub)
@@ -398,11 +400,10 @@ def _angular_compact_fn(kind: int, items: list[dict]):
             ang = compact_function(t, tl, tr, ang_sub)
             ang = torch.where(in_range, ang, torch.zeros_like(ang))
             parts.append(val * ang)
-        out = parts[0] if single else torch.cat(parts, -1)[
-            :, torch.as_tensor(inverse, device=r_ij.device)]
+        out = parts[0] if single else torch.cat(parts, -1)
         return torch.where(valid.unsqueeze(-1), out, torch.zeros_like(out))
 
-    return fn
+    return fn, order
 
 
 @register_descriptor
@@ -447,6 +448,7 @@ class N2P2SymmetryFunctions(Descriptor):
         z = torch.tensor([float(atomic_numbers[e]) for e in self.elements], dtype=torch.float64)
         self._z_radial = z
         self._z_angular = z.unsqueeze(1) * z.unsqueeze(0)
+        self._triplet_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._build_groups()
 
     # ------------------------------------------------------------------ groups
@@ -465,35 +467,82 @@ class N2P2SymmetryFunctions(Descriptor):
                 key = (t, idx[f["center"]], neigh, f["rc"])
             grouped[key].append((col, f))
         for (t, center, neigh, _), members in grouped.items():
-            cols = torch.tensor([c for c, _ in members], dtype=torch.long)
+            cols = [c for c, _ in members]
             items = [f for _, f in members]
             rc = max(f["rc"] for f in items)
             weighted = t in WEIGHTED_SF_TYPES
             if t in RADIAL_SF_TYPES:
-                out = GroupOutput(cols, self._z_radial if weighted else None)
                 if t in (2, 12):
                     cutoff = CutoffFunction(N2P2_CUTOFF_TYPES[self.cutoff_type], rc,
                                             self.cutoff_alpha)
                     fn = _radial_gaussian_fn(cutoff, np.array([f["eta"] for f in items]),
                                              np.array([f["rs"] for f in items]))
+                    order = list(range(len(items)))
                 else:
-                    fn = _radial_compact_fn(np.array([f["rl"] for f in items]),
-                                            np.array([f["rc"] for f in items]),
-                                            [f["subtype"] for f in items])
+                    fn, order = _radial_compact_fn(np.array([f["rl"] for f in items]),
+                                                   np.array([f["rc"] for f in items]),
+                                                   [f["subtype"] for f in items])
+                out = GroupOutput(torch.tensor([cols[k] for k in order], dtype=torch.long),
+                                  self._z_radial if weighted else None)
                 self.radial_groups.append(RadialGroup(
                     center=center, neighbour=None if weighted else neigh[0], cutoff=rc,
                     fn=fn, outputs=[out]))
             else:
-                out = GroupOutput(cols, self._z_angular if weighted else None)
                 if t in (3, 9, 13):
                     cutoff = CutoffFunction(N2P2_CUTOFF_TYPES[self.cutoff_type], rc,
                                             self.cutoff_alpha)
-                    fn = _angular_gaussian_fn(t, cutoff, items)
+                    fn, order = _angular_gaussian_fn(t, cutoff, items)
                 else:
-                    fn = _angular_compact_fn(t, items)
-                self.angular_groups.append(AngularGroup(
+                    fn, order = _angular_compact_fn(t, items)
+                out = GroupOutput(torch.tensor([cols[k] for k in order], dtype=torch.long),
+                                  self._z_angular if weighted else None)
+                group = AngularGroup(
                     center=center, neighbours=None if weighted else (neigh[0], neigh[1]),
-                    cutoff=rc, fn=fn, outputs=[out]))
+                    cutoff=rc, fn=fn, outputs=[out])
+                # narrow types vanish unless r_jk < r_c: see _angular_selection
+                group.n2p2_narrow = t in (3, 13, 21, 24)
+                self.angular_groups.append(group)
+
+    # --------------------------------------------------------------- selection
+    def _angular_selection(self, geom: PairGeometry, group: AngularGroup):
+        """Triplets of ``group``, as the engine selects them, minus triplets that
+        contribute exactly zero to a narrow-type group (r_jk >= r_c, where f_c(r_jk) = 0 or
+        C(r_jk) = 0, with zero derivative).
+
+        Element codes of all triplets are computed once per geometry and shared by the
+        groups, instead of one pass of index arithmetic per group.
+        """
+        cached = self._triplet_cache.get(geom)
+        n = len(self.elements)
+        if cached is None:
+            a, b = geom.triplets(self.angular_cutoff)
+            with torch.no_grad():
+                # per pair: centre * n + neighbour; per triplet: (centre, min, max) code
+                pair_code = geom.center_species * n + geom.neighbour_species
+                pa, pb = pair_code[a], pair_code[b]
+                code = torch.minimum(pa, pb) * n + torch.maximum(pa, pb) % n
+            cached = {"a": a, "b": b, "code": code}
+            self._triplet_cache[geom] = cached
+        a, b, code = cached["a"], cached["b"], cached["code"]
+        with torch.no_grad():
+            if group.neighbours is None:
+                mask = code // (n * n) == group.center
+            else:
+                x, y = sorted(group.neighbours)
+                mask = code == (group.center * n + x) * n + y
+            if group.cutoff < self.angular_cutoff:
+                if "r_max" not in cached:
+                    r = geom.distances.detach()
+                    cached["r_max"] = torch.maximum(r[a], r[b])
+                mask &= cached["r_max"] < group.cutoff
+            sel = torch.nonzero(mask).squeeze(1)
+            a, b = a[sel], b[sel]
+            if getattr(group, "n2p2_narrow", False) and a.numel():
+                v = geom.vectors.detach()
+                r_jk = torch.linalg.vector_norm(v[b] - v[a], dim=-1)
+                keep = torch.nonzero(r_jk < group.cutoff).squeeze(1)
+                a, b = a[keep], b[keep]
+        return a, b
 
     @staticmethod
     def function_name(f: dict) -> str:

@@ -1,0 +1,162 @@
+"""``hdnnp train``: fit a potential from a configuration file and/or flags."""
+
+from __future__ import annotations
+
+import json
+
+from hdnnp.cli import command_parser
+from hdnnp.errors import HdnnpError
+
+EXAMPLES = """\
+  # everything from a YAML/TOML file (see hdnnp.training.config for all keys)
+  hdnnp train --config train.yaml
+  # flags only: ænet's TiO2 setup, energies and forces, 90/10 split
+  hdnnp train TiO2-xsf.tar.gz --reference-energies O=-432.503149303,Ti=-1604.604515075 \\
+      --max-energy-above-min 1.0 --n-structures 1000 --descriptor chebyshev \\
+      --radial 8.0 16 --angular 6.5 4 --hidden 15 15 --activation tanh \\
+      --optimizer adam --epochs 300 --force-weight 0.1 --output runs/tio2
+  # a bundled data set with the default descriptor for a 6 Å cutoff
+  hdnnp train bundled:graphene-A --descriptor behler --cutoff 6.0 --size 8 -o runs/graphene
+  # continue an interrupted run
+  hdnnp train --resume runs/tio2
+"""
+
+
+def register(sub) -> None:
+    p = command_parser(sub, "train", help="train a potential",
+                       description="Train a high-dimensional neural network potential on "
+                       "energies and forces. Flags override values from --config.",
+                       examples=EXAMPLES)
+    p.add_argument("data", nargs="*", help="training structure files/dirs/archives or "
+                   "bundled:NAME")
+    p.add_argument("-c", "--config", help="YAML/TOML/JSON configuration file")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    p.add_argument("-o", "--output", help="run directory")
+    g = p.add_argument_group("data")
+    g.add_argument("--test-data", nargs="+", help="separate test structures")
+    g.add_argument("--format", help="structure file format (default: from the name)")
+    g.add_argument("--reference-energies", help="isolated-atom energies, e.g. O=-432.5,Ti=-1604.6"
+                   " (eV)")
+    g.add_argument("--max-energy-above-min", type=float, help="drop structures more than this "
+                   "many eV/atom above the lowest")
+    g.add_argument("--max-energy-per-atom", type=float, help="drop structures with cohesive "
+                   "energy above this (eV/atom)")
+    g.add_argument("--n-structures", type=int, help="draw this many structures (seeded)")
+    g.add_argument("--test-fraction", type=float, help="held-out fraction (default 0.1)")
+    g.add_argument("--data-seed", type=int, help="seed of sampling and split")
+    g = p.add_argument_group("descriptor")
+    g.add_argument("--descriptor", choices=["chebyshev", "behler"], help="descriptor kind")
+    g.add_argument("--cutoff", type=float, help="cutoff (Å) for a default descriptor")
+    g.add_argument("--size", type=int, help="size parameter of the default descriptor")
+    g.add_argument("--radial", nargs=2, metavar=("RC", "ORDER"), help="Chebyshev radial cutoff/"
+                   "order")
+    g.add_argument("--angular", nargs=2, metavar=("RC", "ORDER"), help="Chebyshev angular "
+                   "cutoff/order")
+    g = p.add_argument_group("network")
+    g.add_argument("--hidden", type=int, nargs="+", help="hidden layer widths, e.g. 15 15")
+    g.add_argument("--activation", nargs="+", help="activation(s): linear tanh sigmoid mtanh "
+                   "twist ...")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--optimizer", choices=["adam", "lbfgs", "sgd"])
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--learning-rate", type=float)
+    g.add_argument("--learning-rate-final", type=float, help="end of the cosine schedule")
+    g.add_argument("--force-weight", type=float, help="weight of the force term (0: energies "
+                   "only)")
+    g.add_argument("--force-fraction", type=float, help="fraction of structures trained on "
+                   "forces")
+    g.add_argument("--patience", type=int, help="early stopping patience (epochs)")
+    g.add_argument("--seed", type=int, help="seed of weights and mini-batches")
+    g.add_argument("--device", help="auto, cpu, cuda, ...")
+    g.add_argument("--threads", type=int, help="CPU threads")
+    g.add_argument("--max-time", type=float, help="stop after this many seconds")
+    g.add_argument("--dtype", choices=["float64", "float32"])
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _parse_refs(text: str) -> dict[str, float]:
+    out = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        try:
+            k, v = item.split("=")
+            out[k.strip()] = float(v)
+        except ValueError:
+            raise HdnnpError(f"cannot read reference energy {item!r}; use e.g. O=-432.5") \
+                from None
+    return out
+
+
+def config_from_args(args) -> dict:
+    from hdnnp.training.config import TrainConfig, load_config
+
+    cfg = load_config(args.config).to_dict() if args.config else TrainConfig().to_dict()
+    d, t, n = cfg["data"], cfg["training"], cfg["network"]
+    if args.data:
+        d["train"] = list(args.data)
+    for key, attr in (("format", "format"), ("max_energy_above_min", "max_energy_above_min"),
+                      ("max_energy_per_atom", "max_energy_per_atom"),
+                      ("n_structures", "n_structures"), ("test_fraction", "test_fraction"),
+                      ("seed", "data_seed")):
+        if getattr(args, attr) is not None:
+            d[key] = getattr(args, attr)
+    if args.test_data:
+        d["test"] = list(args.test_data)
+    if args.reference_energies:
+        d["reference_energies"] = _parse_refs(args.reference_energies)
+    if args.descriptor or args.cutoff or args.size or args.radial or args.angular:
+        kind = args.descriptor or cfg["descriptor"].get("kind", "chebyshev")
+        if args.radial or args.angular:
+            if kind != "chebyshev":
+                raise HdnnpError("--radial/--angular apply to the chebyshev descriptor")
+            r = args.radial or [cfg["descriptor"].get("radial_rc", 6.5),
+                                cfg["descriptor"].get("radial_order", 16)]
+            a = args.angular or [cfg["descriptor"].get("angular_rc", 5.0),
+                                 cfg["descriptor"].get("angular_order", 4)]
+            cfg["descriptor"] = {"kind": "chebyshev", "radial_rc": float(r[0]),
+                                 "radial_order": int(r[1]), "angular_rc": float(a[0]),
+                                 "angular_order": int(a[1])}
+        else:
+            cfg["descriptor"] = {"kind": kind,
+                                 "cutoff": args.cutoff or cfg["descriptor"].get("cutoff", 6.5),
+                                 "size": args.size or cfg["descriptor"].get("size", 8)}
+    if args.hidden:
+        n["hidden"] = args.hidden
+    if args.activation:
+        n["activation"] = args.activation[0] if len(args.activation) == 1 else args.activation
+    for key, attr in (("optimizer", "optimizer"), ("epochs", "epochs"),
+                      ("batch_size", "batch_size"), ("learning_rate", "learning_rate"),
+                      ("learning_rate_final", "learning_rate_final"),
+                      ("force_weight", "force_weight"), ("force_fraction", "force_fraction"),
+                      ("early_stopping_patience", "patience"), ("seed", "seed"),
+                      ("device", "device"), ("threads", "threads"), ("max_time_s", "max_time"),
+                      ("dtype", "dtype")):
+        if getattr(args, attr) is not None:
+            t[key] = getattr(args, attr)
+    if args.output:
+        cfg["output"] = args.output
+    return cfg
+
+
+def run(args) -> int:
+    from hdnnp.training.config import TrainConfig
+    from hdnnp.training.trainer import Trainer
+
+    if args.resume:
+        cfg = TrainConfig.from_dict({"output": args.resume})
+        trainer = Trainer(cfg, resume=True, progress=not args.quiet)
+    else:
+        cfg = TrainConfig.from_dict(config_from_args(args), "command line")
+        if not cfg.data.train:
+            raise HdnnpError("no training data: give files (or bundled:NAME) or --config")
+        trainer = Trainer(cfg, progress=not args.quiet)
+    metrics = trainer.run()
+    keys = [k for k in ("train_energy_rmse_meV_per_atom", "test_energy_rmse_meV_per_atom",
+                        "test_energy_mae_meV_per_atom", "train_force_rmse_eV_per_A",
+                        "test_force_rmse_eV_per_A", "test_force_pearson_r", "wall_s")
+            if k in metrics]
+    print(json.dumps({k: metrics[k] for k in keys}, indent=2))
+    return 0

@@ -1,0 +1,104 @@
+"""Predictions of a potential on a list of structures, with metrics against references.
+
+Structures are evaluated in batches of about ``batch_atoms`` atoms with the model's
+full autograd path (descriptors → networks → forces/stress), in the model's dtype.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from ase import Atoms
+
+from hdnnp.data import structure_energy, structure_forces
+from hdnnp.model import NeuralNetworkPotential
+from hdnnp.neighbours import build_batch
+
+
+def _batches(structures: Sequence[Atoms], batch_atoms: int):
+    cur, n = [], 0
+    for k, a in enumerate(structures):
+        cur.append(k)
+        n += len(a)
+        if n >= batch_atoms:
+            yield cur
+            cur, n = [], 0
+    if cur:
+        yield cur
+
+
+def predict_structures(model: NeuralNetworkPotential, structures: Sequence[Atoms],
+                       forces: bool = True, stress: bool = False, batch_atoms: int = 2000,
+                       progress: bool = False) -> dict[str, np.ndarray]:
+    """Energies (eV), forces (eV/Å, concatenated over atoms), per-atom energies and
+    extrapolation counts of ``structures``; with ``stress`` also [S, 3, 3] stress (eV/Å³).
+
+    Reference energies/forces attached to the structures are returned as
+    ``energy_ref``/``forces_ref`` (NaN where missing).
+    """
+    param = next(model.parameters())
+    dtype, device = param.dtype, param.device
+    n = len(structures)
+    energy = np.zeros(n)
+    n_atoms = np.array([len(a) for a in structures], dtype=np.int64)
+    extrap = np.zeros(n, dtype=np.int64)
+    f_out, ea_out, s_out = [], [], []
+    chunks = list(_batches(structures, batch_atoms))
+    if progress:
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, desc="predicting", unit="batch", leave=False)
+    for chunk in chunks:
+        batch = build_batch([structures[k] for k in chunk], model.elements, model.cutoff,
+                            dtype=dtype, device=device,
+                            names=[str(structures[k].info.get("source", k)) for k in chunk])
+        out = model(batch, forces=forces, stress=stress)
+        energy[chunk] = out["energy"].detach().cpu().numpy()
+        ea_out.append(out["energies"].detach().cpu().double().numpy())
+        if forces:
+            f_out.append(out["forces"].detach().cpu().double().numpy())
+        if stress:
+            s_out.append(out["stress"].detach().cpu().double().numpy())
+        mask = model.extrapolation_mask(out["features"].detach(), batch.species)
+        per_struct = torch.zeros(len(chunk), dtype=torch.long, device=mask.device).index_add(
+            0, batch.structure_index, mask.sum(1))
+        extrap[chunk] = per_struct.cpu().numpy()
+    result = {
+        "energy": energy,
+        "n_atoms": n_atoms,
+        "energies": np.concatenate(ea_out) if ea_out else np.zeros(0),
+        "extrapolation_warnings": extrap,
+        "energy_ref": np.array([np.nan if structure_energy(a) is None else structure_energy(a)
+                                for a in structures]),
+    }
+    if forces:
+        result["forces"] = np.concatenate(f_out) if f_out else np.zeros((0, 3))
+        refs = [structure_forces(a) for a in structures]
+        result["forces_ref"] = (np.concatenate([r if r is not None else np.full((len(a), 3), np.nan)
+                                                for r, a in zip(refs, structures)])
+                                if structures else np.zeros((0, 3)))
+    if stress:
+        result["stress"] = np.concatenate(s_out) if s_out else np.zeros((0, 3, 3))
+    return result
+
+
+def prediction_metrics(pred: dict[str, np.ndarray]) -> dict[str, float]:
+    """Energy-per-atom and force-component errors against the references present."""
+    out: dict[str, float] = {}
+    e_ok = ~np.isnan(pred["energy_ref"])
+    n = pred["n_atoms"]
+    if e_ok.any():
+        de = (pred["energy"][e_ok] - pred["energy_ref"][e_ok]) / n[e_ok]
+        out["energy_mae_meV_per_atom"] = float(np.mean(np.abs(de)) * 1000)
+        out["energy_rmse_meV_per_atom"] = float(np.sqrt(np.mean(de**2)) * 1000)
+        out["n_energy"] = int(e_ok.sum())
+    if "forces" in pred:
+        ok = ~np.isnan(pred["forces_ref"]).any(1)
+        if ok.any():
+            df = pred["forces"][ok] - pred["forces_ref"][ok]
+            out["force_mae_eV_per_A"] = float(np.mean(np.abs(df)))
+            out["force_rmse_eV_per_A"] = float(np.sqrt(np.mean(df**2)))
+            out["n_force_atoms"] = int(ok.sum())
+    return out

@@ -1,0 +1,594 @@
+r"""Training of a :class:`~hdnnp.model.NeuralNetworkPotential` on energies and forces.
+
+Loss (per mini-batch, eV and Å units):
+
+.. math::
+
+    L = w_E \Big\langle \Big(\frac{E^\mathrm{NN}_s - E^\mathrm{ref}_s}{N_s}\Big)^2 \Big\rangle_s
+      + w_F \big\langle (F^\mathrm{NN}_{a\alpha} - F^\mathrm{ref}_{a\alpha})^2 \big\rangle_{a\alpha}
+
+with the force term over the atoms of the structures selected for force training
+(``force_fraction``, as aenet-PyTorch does).  Forces come from the stored pair
+Jacobians (:mod:`hdnnp.training.featureset`).  Optimisers: mini-batch Adam (cosine
+learning-rate schedule), full-batch L-BFGS with strong-Wolfe line search (ænet's
+default method), and gradient descent with momentum (``sgd``; batch size 1 is ænet's
+"online" training).
+
+A run directory holds ``config.json``, ``log.jsonl`` (one line per epoch),
+``checkpoint.pt`` (written atomically every epoch; loaded with
+``weights_only=True``), ``model.json`` (the best potential so far, by test loss),
+``split.json``, ``test.extxyz``, and at the end ``predictions.npz``, ``metrics.json``
+and the report figures.  ``Ctrl-C`` stops after the current step, keeping the best
+model; ``resume=True`` continues from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hdnnp import __version__
+from hdnnp.data import Dataset
+from hdnnp.descriptors import default_descriptor, descriptor_from_config
+from hdnnp.descriptors.base import forces_from_pair_gradient
+from hdnnp.errors import HdnnpError
+from hdnnp.fileio import atomic_path, atomic_write_text
+from hdnnp.model import NeuralNetworkPotential
+from hdnnp.potential import save_potential
+from hdnnp.training.config import TrainConfig
+from hdnnp.training.featureset import FeatureSet, TrainingBatch
+
+ENERGY_KEYS = ("energy_mae_meV_per_atom", "energy_rmse_meV_per_atom")
+FORCE_KEYS = ("force_mae_meV_per_A", "force_rmse_meV_per_A")
+
+
+# --------------------------------------------------------------------------- data
+def load_dataset(paths, fmt=None) -> Dataset:
+    """Read structures from files or ``bundled:NAME`` entries into one data set."""
+    parts = []
+    for p in paths:
+        if str(p).startswith("bundled:"):
+            from hdnnp.bundled import load_bundled_dataset
+
+            parts.append(load_bundled_dataset(str(p).split(":", 1)[1]))
+        else:
+            parts.append(Dataset.from_files(p, fmt))
+    if not parts:
+        raise HdnnpError("no training data given (data.train is empty)")
+    ds = parts[0]
+    for other in parts[1:]:
+        ds = ds + other
+    return ds
+
+
+def prepare_data(cfg: TrainConfig) -> tuple[Dataset, Dataset, dict]:
+    """Training and test sets after filtering, sampling and splitting, plus a summary."""
+    dc = cfg.data
+    ds = load_dataset(dc.train, dc.format)
+    if dc.reference_energies is not None:
+        ds.reference_energies = {k: float(v) for k, v in dc.reference_energies.items()}
+    missing = [e for e in ds.elements if e not in ds.reference_energies]
+    if ds.reference_energies and missing:
+        raise HdnnpError(f"reference energies missing for element(s) {', '.join(missing)}")
+    info = {"read": len(ds)}
+    if dc.max_energy_above_min is not None:
+        ds = ds.filter_energy(dc.max_energy_above_min, relative_to_minimum=True)
+        info["after_energy_cap"] = len(ds)
+    if dc.max_energy_per_atom is not None:
+        ds = ds.filter_energy(dc.max_energy_per_atom)
+        info["after_energy_cap"] = len(ds)
+    if dc.n_structures is not None:
+        ds = ds.sample(dc.n_structures, seed=dc.seed)
+    if dc.test:
+        test = load_dataset(dc.test, dc.format)
+        test.reference_energies = dict(ds.reference_energies)
+        train = ds
+    else:
+        train, test = ds.split(dc.test_fraction, seed=dc.seed)
+    info.update(n_train=len(train), n_test=len(test))
+    return train, test, info
+
+
+def build_descriptor(cfg: TrainConfig, elements):
+    d = dict(cfg.descriptor)
+    if "cutoff" in d and "size" in d and set(d) <= {"kind", "cutoff", "size"}:
+        return default_descriptor(d["kind"], elements, float(d["cutoff"]), int(d["size"]))
+    d.setdefault("elements", list(elements))
+    missing = set(elements) - set(d["elements"])
+    if missing:
+        raise HdnnpError(f"the descriptor does not cover element(s) {', '.join(sorted(missing))}")
+    return descriptor_from_config(d)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise HdnnpError(f"unknown device {name!r} ({exc})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise HdnnpError("device 'cuda' requested but CUDA is not available")
+    return dev
+
+
+# ------------------------------------------------------------------- evaluation
+def batch_predictions(model: NeuralNetworkPotential, tb: TrainingBatch, with_forces: bool,
+                      create_graph: bool):
+    """Total energies [B] (float64) and, if requested, forces [N, 3] of a training batch."""
+    g = tb.features
+    need_f = with_forces and tb.jacobian is not None and tb.force_atoms.numel() > 0
+    if need_f:
+        g = g.detach().requires_grad_(True)
+    e_nn = model.atomic_energies(g, tb.species)
+    energy = model._total(e_nn, tb.species, tb.structure_index, tb.n_structures)[0]
+    forces = None
+    if need_f:
+        (de_dg,) = torch.autograd.grad(e_nn.sum(), g, create_graph=create_graph)
+        de_dd = tb.jacobian.pair_gradient(de_dg)
+        forces = forces_from_pair_gradient(de_dd, tb.jacobian.centers, tb.jacobian.neighbours,
+                                           g.shape[0])
+    return energy, forces
+
+
+class _ErrorAccumulator:
+    """Running sums for MAE/RMSE of energy per atom (meV/atom) and forces (meV/Å)."""
+
+    def __init__(self):
+        self.e_abs = self.e_sq = self.f_abs = self.f_sq = 0.0
+        self.n_e = self.n_f = 0
+
+    def add(self, energy, forces, tb: TrainingBatch):
+        de = ((energy.detach() - tb.energy) / tb.n_atoms).double()
+        self.e_abs += float(de.abs().sum())
+        self.e_sq += float((de * de).sum())
+        self.n_e += de.numel()
+        if forces is not None:
+            df = (forces.detach()[tb.force_atoms] - tb.forces[tb.force_atoms]).double()
+            self.f_abs += float(df.abs().sum())
+            self.f_sq += float((df * df).sum())
+            self.n_f += df.numel()
+
+    def result(self) -> dict:
+        out = {}
+        if self.n_e:
+            out["energy_mae_meV_per_atom"] = 1000 * self.e_abs / self.n_e
+            out["energy_rmse_meV_per_atom"] = 1000 * math.sqrt(self.e_sq / self.n_e)
+        if self.n_f:
+            out["force_mae_meV_per_A"] = 1000 * self.f_abs / self.n_f
+            out["force_rmse_meV_per_A"] = 1000 * math.sqrt(self.f_sq / self.n_f)
+        return out
+
+
+def loss_value(metrics: dict, cfg) -> float:
+    """The training loss implied by a metrics dict (used for early stopping)."""
+    loss = cfg.energy_weight * (metrics.get("energy_rmse_meV_per_atom", 0.0) / 1000) ** 2
+    if "force_rmse_meV_per_A" in metrics:
+        loss += cfg.force_weight * (metrics["force_rmse_meV_per_A"] / 1000) ** 2
+    return loss
+
+
+# --------------------------------------------------------------- normalisation
+@torch.no_grad()
+def fit_normalisation(model: NeuralNetworkPotential, fs: FeatureSet, dataset: Dataset) -> dict:
+    r"""Input standardisation, feature ranges and energy scale/shift from training data.
+
+    Per element: :math:`\mu, \sigma` of every feature (features with
+    :math:`\sigma < 10^{-8}` are only shifted).  Energy: per-element shifts :math:`b_Z`
+    from a least-squares fit :math:`E_\mathrm{coh,s} \approx \sum_Z N_{sZ} b_Z` and
+    a scale :math:`s` equal to the standard deviation of the per-atom residual.
+    """
+    info = {}
+    for k, e in enumerate(model.elements):
+        net = model.networks[e]
+        rows = fs.features[fs.species == k][:, : net.n_inputs].double()
+        if rows.shape[0] == 0:
+            continue
+        mean, std = rows.mean(0), rows.std(0, unbiased=False)
+        net.input_shift.copy_(mean)
+        net.input_scale.copy_(torch.where(std > 1e-8, 1.0 / std.clamp_min(1e-300),
+                                          torch.ones_like(std)))
+        net.feature_min.copy_(rows.min(0).values)
+        net.feature_max.copy_(rows.max(0).values)
+    counts = np.zeros((len(dataset), len(model.elements)))
+    index = {e: k for k, e in enumerate(model.elements)}
+    for s, atoms in enumerate(dataset):
+        for sym in atoms.get_chemical_symbols():
+            counts[s, index[sym]] += 1
+    e_coh = dataset.energies - counts @ model.reference_energies.cpu().numpy()
+    shift, *_ = np.linalg.lstsq(counts, e_coh, rcond=None)
+    resid = (e_coh - counts @ shift) / counts.sum(1)
+    scale = float(np.std(resid)) if len(resid) > 1 else 1.0
+    scale = scale if scale > 1e-6 else 1.0
+    for k, e in enumerate(model.elements):
+        model.networks[e].output_shift.fill_(float(shift[k]))
+        model.networks[e].output_scale.fill_(scale)
+    info["energy_shift_eV"] = {e: float(shift[k]) for k, e in enumerate(model.elements)}
+    info["energy_scale_eV"] = scale
+    return info
+
+
+# --------------------------------------------------------------------- trainer
+class Trainer:
+    """Train a potential as configured by a :class:`~hdnnp.training.config.TrainConfig`.
+
+    Example::
+
+        >>> cfg = TrainConfig.from_dict({"data": {"train": ["data.xyz"]},   # doctest: +SKIP
+        ...                              "training": {"epochs": 50}})
+        >>> Trainer(cfg).run()                                              # doctest: +SKIP
+    """
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True,
+                 log=print):
+        self.cfg = cfg
+        self.run_dir = Path(cfg.output)
+        self.resume = resume
+        self.progress = progress
+        self.log = log or (lambda *a, **k: None)
+        oc = cfg.training
+        if oc.optimizer not in ("adam", "lbfgs", "sgd"):
+            raise HdnnpError(f"unknown optimizer {oc.optimizer!r} (adam, lbfgs, sgd)")
+        if not 0.0 <= oc.force_fraction <= 1.0:
+            raise HdnnpError("force_fraction must be within [0, 1]")
+        self.device = resolve_device(oc.device)
+        self.dtype = getattr(torch, oc.dtype)
+        self.jacobian_dtype = getattr(torch, oc.jacobian_dtype)
+
+    # -------------------------------------------------------------- set-up
+    def _setup(self):
+        cfg, oc = self.cfg, self.cfg.training
+        if oc.threads:
+            torch.set_num_threads(int(oc.threads))
+        t0 = time.perf_counter()
+        self.train_ds, self.test_ds, self.data_info = prepare_data(cfg)
+        if len(self.train_ds) == 0:
+            raise HdnnpError("the training set is empty")
+        elements = self.train_ds.elements
+        if len(self.test_ds):
+            extra = set(self.test_ds.elements) - set(elements)
+            if extra:
+                raise HdnnpError(f"test set has element(s) {', '.join(sorted(extra))} that are "
+                                 "not in the training set")
+        descriptor = build_descriptor(cfg, elements)
+        torch.manual_seed(oc.seed)
+        self.model = NeuralNetworkPotential(
+            descriptor, cfg.network.hidden, cfg.network.activation,
+            reference_energies=self.train_ds.reference_energies).to(self.device, self.dtype)
+        gen = torch.Generator().manual_seed(oc.seed)
+        for e in self.model.elements:
+            self.model.networks[e].reset_parameters(gen)
+
+        rng = np.random.default_rng(oc.seed)
+        has_f = self.train_ds.has_forces
+        force_mask = np.zeros(len(self.train_ds), dtype=bool)
+        if oc.force_weight > 0 and oc.force_fraction > 0 and has_f.any():
+            cand = np.flatnonzero(has_f)
+            n_f = round(oc.force_fraction * len(cand))
+            force_mask[np.sort(rng.choice(cand, size=n_f, replace=False))] = True
+        self.train_force_mask = force_mask
+        test_mask = self.test_ds.has_forces if oc.force_weight > 0 else np.zeros(
+            len(self.test_ds), bool)
+        self.log(f"data: {self.data_info}; force structures: {int(force_mask.sum())} train, "
+                 f"{int(test_mask.sum())} test")
+        kw = dict(dtype=self.dtype, jacobian_dtype=self.jacobian_dtype, device=self.device,
+                  progress=self.progress)
+        self.train_fs = FeatureSet(descriptor, self.train_ds, force_mask, desc="train descriptors",
+                                   **kw)
+        self.test_fs = (FeatureSet(descriptor, self.test_ds, test_mask, desc="test descriptors",
+                                   **kw) if len(self.test_ds) else None)
+        mem = self.train_fs.memory_bytes() + (self.test_fs.memory_bytes() if self.test_fs else 0)
+        self.setup_s = time.perf_counter() - t0
+        self.log(f"descriptors: {descriptor.kind}, {descriptor.max_features} features, cutoff "
+                 f"{descriptor.cutoff:.2f} Å; stored {mem / 2**20:.0f} MiB in {self.setup_s:.1f} s")
+        self.norm_info = fit_normalisation(self.model, self.train_fs, self.train_ds)
+        self.rng = rng
+
+    def _make_optimizer(self):
+        oc = self.cfg.training
+        params = list(self.model.parameters())
+        if oc.optimizer == "adam":
+            opt = torch.optim.Adam(params, lr=oc.learning_rate, weight_decay=oc.weight_decay)
+        elif oc.optimizer == "sgd":
+            opt = torch.optim.SGD(params, lr=oc.learning_rate, momentum=oc.momentum,
+                                  weight_decay=oc.weight_decay)
+        else:
+            opt = torch.optim.LBFGS(params, lr=1.0, max_iter=oc.lbfgs_iterations_per_epoch,
+                                    history_size=oc.lbfgs_history,
+                                    line_search_fn="strong_wolfe", tolerance_grad=1e-12,
+                                    tolerance_change=1e-15)
+        return opt
+
+    def _lr_at(self, epoch: int) -> float | None:
+        oc = self.cfg.training
+        if oc.optimizer == "lbfgs":
+            return None
+        if oc.learning_rate_final is None:
+            return oc.learning_rate
+        frac = min(1.0, (epoch - 1) / max(1, oc.epochs - 1))
+        return oc.learning_rate_final + 0.5 * (oc.learning_rate - oc.learning_rate_final) * (
+            1 + math.cos(math.pi * frac))
+
+    # ------------------------------------------------------------ one epoch
+    def _loss(self, tb: TrainingBatch, acc: _ErrorAccumulator | None):
+        oc = self.cfg.training
+        use_f = oc.force_weight > 0
+        energy, forces = batch_predictions(self.model, tb, use_f, create_graph=True)
+        de = (energy - tb.energy) / tb.n_atoms
+        loss = oc.energy_weight * (de * de).mean()
+        if forces is not None:
+            df = forces[tb.force_atoms] - tb.forces[tb.force_atoms].to(forces.dtype)
+            loss = loss + oc.force_weight * (df * df).mean()
+        if acc is not None:
+            acc.add(energy, forces, tb)
+        return loss
+
+    def _epoch(self, opt, epoch: int) -> tuple[float, dict]:
+        oc = self.cfg.training
+        self.model.train()
+        lr = self._lr_at(epoch)
+        if lr is not None:
+            for group in opt.param_groups:
+                group["lr"] = lr
+        acc = _ErrorAccumulator()
+        if oc.optimizer == "lbfgs":
+            tb = self.train_fs.batch()
+            state = {}
+
+            def closure():
+                opt.zero_grad()
+                a = _ErrorAccumulator()
+                loss = self._loss(tb, a)
+                loss.backward()
+                state["acc"], state["loss"] = a, float(loss.detach())
+                return loss
+
+            opt.step(closure)
+            return state["loss"], state["acc"].result()
+        n = len(self.train_fs)
+        order = self.rng.permutation(n)
+        total, count = 0.0, 0
+        for start in range(0, n, oc.batch_size):
+            idx = np.sort(order[start:start + oc.batch_size])
+            tb = self.train_fs.batch(idx)
+            opt.zero_grad()
+            loss = self._loss(tb, acc)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+        return total / max(count, 1), acc.result()
+
+    def _evaluate(self, fs: FeatureSet | None) -> dict:
+        if fs is None or len(fs) == 0:
+            return {}
+        self.model.eval()
+        acc = _ErrorAccumulator()
+        n = len(fs)
+        step = max(1, self.cfg.training.batch_size * 8)
+        chunks = [None] if n <= step else [np.arange(s, min(n, s + step))
+                                           for s in range(0, n, step)]
+        for idx in chunks:
+            tb = fs.batch(idx)
+            energy, forces = batch_predictions(self.model, tb, True, create_graph=False)
+            acc.add(energy, forces, tb)
+        return acc.result()
+
+    # ----------------------------------------------------------- checkpoint
+    def _save_checkpoint(self, opt, epoch, best, extra):
+        state = {
+            "epoch": epoch,
+            "model": self.model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "best_model": best["state"],
+            "best_loss": best["loss"],
+            "best_epoch": best["epoch"],
+            "bad_epochs": best["bad"],
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": json.dumps(self.rng.bit_generator.state),
+            "elapsed_s": extra["elapsed"],
+        }
+        with atomic_path(self.run_dir / "checkpoint.pt") as tmp:
+            torch.save(state, tmp)
+
+    def _load_checkpoint(self, opt):
+        path = self.run_dir / "checkpoint.pt"
+        if not path.exists():
+            raise HdnnpError(f"{path}: no checkpoint to resume from")
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as exc:  # torch raises various errors for damaged files
+            raise HdnnpError(f"{path}: cannot read checkpoint ({exc.__class__.__name__})") from None
+        self.model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        self.rng.bit_generator.state = json.loads(state["numpy_rng"])
+        best = {"state": state["best_model"], "loss": state["best_loss"],
+                "epoch": state["best_epoch"], "bad": state["bad_epochs"]}
+        return int(state["epoch"]), best, float(state.get("elapsed_s", 0.0))
+
+    # ------------------------------------------------------------ provenance
+    def _provenance(self, best, elapsed, metrics=None) -> dict:
+        oc = self.cfg.training
+        prov = {
+            "data": list(self.cfg.data.train),
+            "data_selection": self.data_info,
+            "n_train": len(self.train_ds),
+            "n_test": len(self.test_ds),
+            "n_force_structures": int(self.train_force_mask.sum()),
+            "seed": oc.seed,
+            "data_seed": self.cfg.data.seed,
+            "optimizer": oc.optimizer,
+            "epochs": best.get("last_epoch"),
+            "best_epoch": best["epoch"],
+            "wall_s": round(elapsed, 2),
+            "normalisation": self.norm_info,
+            "config": self.cfg.to_dict(),
+            "hdnnp_version": __version__,
+            "torch_version": torch.__version__,
+            "python": platform.python_version(),
+            "device": str(self.device),
+        }
+        if metrics:
+            prov.update({k: v for k, v in metrics.items() if isinstance(v, int | float)})
+        return prov
+
+    # ------------------------------------------------------------------- run
+    def run(self) -> dict:
+        """Train; returns the final metrics (also written to ``metrics.json``)."""
+        cfg, oc = self.cfg, self.cfg.training
+        run_dir = self.run_dir
+        log_path = run_dir / "log.jsonl"
+        if run_dir.exists() and (run_dir / "checkpoint.pt").exists() and not self.resume:
+            raise HdnnpError(f"{run_dir} already holds a training run; use --resume to continue "
+                             "it or choose another output directory")
+        if self.resume:
+            saved = run_dir / "config.json"
+            if saved.exists():
+                self.cfg = cfg = TrainConfig.from_dict(json.loads(saved.read_text()), str(saved))
+                oc = cfg.training
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self._setup()
+        atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
+        atomic_write_text(run_dir / "split.json", json.dumps(
+            {"train": self.train_ds.names, "test": self.test_ds.names}, indent=0))
+        if len(self.test_ds):
+            from hdnnp.io import write_structures
+
+            write_structures(run_dir / "test.extxyz", self.test_ds.structures, format="extxyz")
+
+        opt = self._make_optimizer()
+        start_epoch, elapsed = 0, 0.0
+        best = {"state": copy.deepcopy(self.model.state_dict()), "loss": float("inf"),
+                "epoch": 0, "bad": 0}
+        log_lines: list[str] = []
+        if self.resume:
+            start_epoch, best, elapsed = self._load_checkpoint(opt)
+            if log_path.exists():
+                log_lines = [ln for ln in log_path.read_text().splitlines()
+                             if ln.strip() and json.loads(ln)["epoch"] <= start_epoch]
+            self.log(f"resuming {run_dir} after epoch {start_epoch}")
+
+        epochs = range(start_epoch + 1, oc.epochs + 1)
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=oc.epochs, initial=start_epoch, desc="training", unit="epoch")
+        t_start = time.perf_counter() - elapsed
+        stop_reason = "epochs"
+        last_epoch = start_epoch
+        try:
+            for epoch in epochs:
+                loss, train_running = self._epoch(opt, epoch)
+                if not math.isfinite(loss):
+                    stop_reason = "non-finite loss"
+                    self.log(f"epoch {epoch}: loss is {loss}; stopping (try a smaller "
+                             "learning rate)")
+                    break
+                train_m = (self._evaluate(self.train_fs)
+                           if oc.optimizer != "lbfgs" and oc.eval_train_every
+                           and epoch % oc.eval_train_every == 0 else train_running)
+                test_m = self._evaluate(self.test_fs)
+                sel = loss_value(test_m if test_m else train_m, oc)
+                improved = sel < best["loss"]
+                if improved:
+                    best.update(state=copy.deepcopy(self.model.state_dict()), loss=sel,
+                                epoch=epoch, bad=0)
+                else:
+                    best["bad"] += 1
+                elapsed = time.perf_counter() - t_start
+                rec = {"epoch": epoch, "wall_s": round(elapsed, 3), "loss": loss,
+                       "lr": self._lr_at(epoch), "train": train_m}
+                if test_m:
+                    rec["test"] = test_m
+                rec["best"] = improved
+                log_lines.append(json.dumps(rec))
+                atomic_write_text(log_path, "\n".join(log_lines) + "\n")
+                if improved:
+                    self._write_model(best["state"], self._provenance(
+                        {**best, "last_epoch": epoch}, elapsed, _prefixed(test_m, "test")))
+                self._save_checkpoint(opt, epoch, best, {"elapsed": elapsed})
+                last_epoch = epoch
+                if bar is not None:
+                    bar.update(1)
+                    post = {"loss": f"{loss:.3g}"}
+                    shown = test_m or train_m
+                    if "energy_rmse_meV_per_atom" in shown:
+                        post["E"] = f"{shown['energy_rmse_meV_per_atom']:.2f}meV/at"
+                    if "force_rmse_meV_per_A" in shown:
+                        post["F"] = f"{shown['force_rmse_meV_per_A'] / 1000:.3f}eV/Å"
+                    bar.set_postfix(post)
+                if oc.early_stopping_patience is not None and best["bad"] >= \
+                        oc.early_stopping_patience:
+                    stop_reason = "early stopping"
+                    break
+                if oc.max_time_s is not None and elapsed >= oc.max_time_s:
+                    stop_reason = "time limit"
+                    break
+        except KeyboardInterrupt:
+            stop_reason = "interrupted"
+            self.log("\ninterrupted: keeping the best model so far")
+        finally:
+            if bar is not None:
+                bar.close()
+        elapsed = time.perf_counter() - t_start
+        self.model.load_state_dict(best["state"])
+        metrics = self._finish(best, last_epoch, elapsed, stop_reason)
+        return metrics
+
+    def _write_model(self, state, provenance):
+        model = copy.deepcopy(self.model)
+        model.load_state_dict(state)
+        save_potential(model, self.run_dir / "model.json", training=provenance)
+
+    def _finish(self, best, last_epoch, elapsed, stop_reason) -> dict:
+        from hdnnp.predict import predict_structures
+
+        run_dir = self.run_dir
+        self.model.eval()
+        arrays = {}
+        for name, ds, fmask in (("train", self.train_ds, self.train_force_mask),
+                                ("test", self.test_ds, None)):
+            pred = predict_structures(self.model, ds.structures, forces=True,
+                                      progress=self.progress)
+            n_at = pred["n_atoms"]
+            fr, fp = pred["forces_ref"], pred["forces"]
+            if fmask is not None:
+                # training forces: only the structures that took part in force training
+                atom_mask = np.repeat(fmask, n_at)
+                fr, fp = fr[atom_mask], fp[atom_mask]
+            ok = ~np.isnan(fr).any(1) if len(fr) else np.zeros(0, bool)
+            arrays.update({
+                f"{name}_energy_ref": pred["energy_ref"], f"{name}_energy_pred": pred["energy"],
+                f"{name}_n_atoms": n_at, f"{name}_forces_ref": fr[ok].reshape(-1, 3),
+                f"{name}_forces_pred": fp[ok].reshape(-1, 3),
+                f"{name}_names": np.array(ds.names, dtype=str),
+                f"{name}_numbers": (np.concatenate([a.numbers for a in ds.structures])
+                                    if len(ds) else np.zeros(0, dtype=np.int64))})
+        with atomic_path(run_dir / "predictions.npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, **arrays)
+        from hdnnp.analysis.report import write_report
+
+        metrics = write_report(run_dir)
+        metrics.update({"stop_reason": stop_reason, "epochs_run": last_epoch,
+                        "best_epoch": best["epoch"], "wall_s": round(elapsed, 2),
+                        "setup_s": round(self.setup_s, 2)})
+        atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+        prov = self._provenance({**best, "last_epoch": last_epoch}, elapsed, metrics)
+        save_potential(self.model, run_dir / "model.json", training=prov)
+        self.log(f"stopped ({stop_reason}) after epoch {last_epoch}; best epoch {best['epoch']}; "
+                 f"model: {run_dir / 'model.json'}")
+        return metrics
+
+
+def _prefixed(m: dict, prefix: str) -> dict:
+    return {f"{prefix}_{k}": v for k, v in m.items()}
