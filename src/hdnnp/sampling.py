@@ -194,7 +194,7 @@ def sample_nvt(atoms: Atoms, sampler=None, settings: SamplingSettings | None = N
                     "temperature_K": float(temp), "sampler": smp.name,
                     "thermostat": settings.thermostat, "timestep_fs": settings.timestep_fs,
                     "seed": int(settings.seed), "compress": float(settings.compress),
-                    "md_time_fs": snap.info["md_step"] * settings.timestep_fs})
+                    "md_time_fs": round(snap.info["md_step"] * settings.timestep_fs, 6)})
                 out.append(snap)
                 if on_snapshot is not None:
                     on_snapshot(snap)

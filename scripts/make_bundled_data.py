@@ -1,0 +1,169 @@
+#!/usr/bin/env python
+"""Regenerate hdnnp's bundled data sets with hdnnp's own commands (see DATA.md).
+
+Usage::
+
+    OMP_NUM_THREADS=1 python scripts/make_bundled_data.py graphene
+    OMP_NUM_THREADS=1 python scripts/make_bundled_data.py diamond --workers 2
+    python scripts/make_bundled_data.py --list
+
+Each recipe runs ``hdnnp build`` → ``hdnnp sample`` → ``hdnnp augment`` →
+``hdnnp label`` → ``hdnnp data export`` in a work directory (default
+``build/bundled/<material>``; labelling resumes there if interrupted) and writes
+``src/hdnnp/data/<name>.extxyz.xz`` plus a JSON sidecar with the method, settings,
+program versions, reference energies, the exact commands, counts and energy ranges.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "src" / "hdnnp" / "data"
+
+# material -> (build args, sample args, [(set name, augment args, description)])
+RECIPES = {
+    "graphene": {
+        "build": ["graphene", "--repeat", "6", "6", "1", "--relax", "GFN1-xTB"],
+        "sample": ["--sampler", "tersoff-bnc", "--snapshots", "125", "--seed", "1"],
+        "sets": [
+            ("graphene-A", ["--recipe", "A", "--seed", "1"],
+             "graphene 6x6 (72 atoms), data set A: NVT MD only, 300/500/750/1000 K"),
+            ("graphene-B", ["--recipe", "B", "--n", "500", "--k", "10", "--seed", "2"],
+             "graphene 6x6 (72 atoms), data set B: 80 % scaled (±10 %) / 20 % MD"),
+        ],
+    },
+    "diamond": {
+        "build": ["diamond", "--repeat", "2", "2", "2", "--relax", "GFN1-xTB"],
+        "sample": ["--sampler", "lcbop", "--snapshots", "100", "--seed", "1"],
+        "sets": [
+            ("diamond-A", ["--recipe", "A", "--seed", "1"],
+             "diamond 2x2x2 (64 atoms), data set A: NVT MD only, 300/500/750/1000 K"),
+        ],
+    },
+    "hbn": {
+        "build": ["hbn", "--repeat", "6", "6", "1", "--relax", "GFN1-xTB"],
+        "sample": ["--sampler", "extep", "--snapshots", "100", "--seed", "1"],
+        "sets": [("hbn-A", ["--recipe", "A", "--seed", "1"],
+                  "hBN 6x6 (72 atoms), data set A: NVT MD only")],
+    },
+    "rutile": {
+        "build": ["rutile", "--repeat", "2", "2", "3", "--relax", "GFN1-xTB"],
+        "sample": ["--sampler", "matsui-akaogi", "--snapshots", "100", "--seed", "1"],
+        "sets": [("rutile-A", ["--recipe", "A", "--seed", "1"],
+                  "TiO2 rutile 2x2x3 (72 atoms), data set A: NVT MD only")],
+    },
+}
+
+
+def hdnnp(argv: list[str], log: list[str]) -> None:
+    from hdnnp.cli import main
+
+    line = "hdnnp " + shlex.join(argv)
+    print(f"$ {line}", flush=True)
+    log.append(line)
+    t0 = time.perf_counter()
+    rc = main(argv)
+    if rc != 0:
+        sys.exit(f"command failed ({rc}): {line}")
+    print(f"  ({time.perf_counter() - t0:.1f} s)", flush=True)
+
+
+def make(material: str, workdir: Path, workers: int) -> None:
+    from hdnnp.cli.cmd_data import dataset_summary
+    from hdnnp.labelling import failures, job_metadata, load_labelled
+
+    rec = RECIPES[material]
+    workdir.mkdir(parents=True, exist_ok=True)
+    w = workdir.relative_to(ROOT) if workdir.is_relative_to(ROOT) else workdir
+    commands: list[str] = []
+    start = w / f"{material}.xyz"
+    md = w / f"{material}-md.xyz"
+    if not (ROOT / start).exists():
+        hdnnp(["build", *rec["build"], "-o", str(start)], commands)
+    else:
+        commands.append("hdnnp " + shlex.join(["build", *rec["build"], "-o", str(start)]))
+    if not (ROOT / md).exists():
+        hdnnp(["sample", str(start), *rec["sample"], "--quiet", "-o", str(md)], commands)
+    else:
+        commands.append("hdnnp " + shlex.join(["sample", str(start), *rec["sample"],
+                                              "--quiet", "-o", str(md)]))
+    for name, aug_args, description in rec["sets"]:
+        cmds = list(commands)
+        inp = w / f"{name}-unlabelled.xyz"
+        db = w / f"{name}.db"
+        out = DATA.relative_to(ROOT) / f"{name}.extxyz.xz"
+        hdnnp(["augment", str(md), *aug_args, "-o", str(inp)], cmds)
+        t0 = time.perf_counter()
+        hdnnp(["label", str(inp), "-o", str(db), "--workers", str(workers), "--quiet"], cmds)
+        label_s = time.perf_counter() - t0
+        hdnnp(["data", "export", str(db), "-o", str(out)], cmds)
+        ds = load_labelled(ROOT / db)
+        meta = job_metadata(ROOT / db)
+        summ = dataset_summary(ds)
+        failed = len(failures(ROOT / db))
+        side = {
+            "name": name,
+            "description": description,
+            "method": meta["reference_settings"]["method"],
+            "reference_settings": meta["reference_settings"],
+            "reference_energies": meta["reference_energies"],
+            "reference_energies_note": "isolated atoms, same method and settings "
+                                       "(spin-restricted, default occupation)",
+            "versions": meta["versions"],
+            "commands": cmds,
+            "structures": summ["structures"],
+            "atoms": summ["atoms"],
+            "elements": summ["elements"],
+            "failed": failed,
+            "energy_per_atom": summ["energy_per_atom"],
+            "label_wall_s_this_run": round(label_s, 1),
+            "created": time.strftime("%Y-%m-%d"),
+            "units": {"energy": "eV", "forces": "eV/Angstrom", "length": "Angstrom"},
+        }
+        aug = {}
+        for a in ds:
+            k = str(a.info.get("augmentation", "none"))
+            aug[k] = aug.get(k, 0) + 1
+        side["augmentation_counts"] = aug
+        temps = {}
+        for a in ds:
+            t = a.info.get("temperature_K")
+            if t is not None:
+                temps[str(int(t))] = temps.get(str(int(t)), 0) + 1
+        side["temperature_counts"] = temps
+        from hdnnp.fileio import atomic_write_text
+
+        atomic_write_text(DATA / f"{name}.json", json.dumps(side, indent=2) + "\n")
+        print(json.dumps({k: side[k] for k in ("name", "structures", "energy_per_atom")},
+                         indent=2))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("materials", nargs="*", help=f"any of {', '.join(RECIPES)}")
+    p.add_argument("--list", action="store_true")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workdir", type=Path, default=ROOT / "build" / "bundled")
+    args = p.parse_args()
+    if args.list or not args.materials:
+        for m, r in RECIPES.items():
+            print(m, [s[0] for s in r["sets"]])
+        return
+    unknown = [m for m in args.materials if m not in RECIPES]
+    if unknown:
+        p.error(f"unknown material(s) {unknown}; known: {', '.join(RECIPES)}")
+    os.chdir(ROOT)
+    for m in args.materials:
+        make(m, args.workdir / m, args.workers)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,294 @@
+"""``hdnnp data``: summarise, plot, export, merge, select and split data sets.
+
+Inputs everywhere may be structure files (extxyz, XSF, archives, n2p2 ``input.data``),
+labelling databases (``.db``: labelled rows with the job's reference energies) or the
+name of a bundled data set (``hdnnp data list``).  The helpers :func:`read_inputs` and
+:func:`write_output` are shared by the other data-pipeline commands.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import lzma
+from collections.abc import Sequence
+from pathlib import Path
+
+from hdnnp.cli import command_parser
+from hdnnp.errors import HdnnpError
+
+_COMPRESSED = (".xz", ".gz", ".bz2")
+
+
+# ------------------------------------------------------------------ shared helpers
+def read_inputs(inputs: Sequence[str], reference_energies: dict | None = None,
+                require_energy: bool = False):
+    """Read files, labelling databases or bundled names into one ``Dataset``."""
+    from hdnnp.bundled import list_bundled_datasets, load_bundled_dataset
+    from hdnnp.data import Dataset
+
+    total = None
+    for name in inputs:
+        p = Path(name)
+        if not p.exists() and name in list_bundled_datasets():
+            ds = load_bundled_dataset(name)
+        elif p.suffix == ".db" and p.is_file() and _is_label_db(p):
+            from hdnnp.labelling import load_labelled
+
+            ds = load_labelled(p)
+        else:
+            from hdnnp.io import read_structures
+
+            if not p.exists():
+                raise HdnnpError(f"{name}: no such file, directory or bundled data set")
+            ds = Dataset(read_structures(p), require_energy=False)
+        if require_energy and (ds.energies != ds.energies).any():
+            raise HdnnpError(f"{name}: contains structures without reference energy")
+        total = ds if total is None else total + ds
+    if total is None:
+        raise HdnnpError("no input given")
+    if reference_energies:
+        total.reference_energies.update(reference_energies)
+    return total
+
+
+def _is_label_db(path: Path) -> bool:
+    from hdnnp.labelling import job_metadata
+
+    try:
+        return bool(job_metadata(path))
+    except Exception:
+        return False
+
+
+def write_output(path: str | Path, structures, format: str | None = None) -> None:
+    """Write structures atomically: extxyz (optionally .xz/.gz/.bz2-compressed), xsf, n2p2, db."""
+    path = Path(path)
+    name = path.name.lower()
+    if format in (None, "extxyz") and name.endswith(_COMPRESSED):
+        import ase.io
+
+        from hdnnp.fileio import atomic_write_bytes
+
+        buf = io.StringIO()
+        ase.io.write(buf, list(structures), format="extxyz")
+        data = buf.getvalue().encode()
+        if name.endswith(".xz"):
+            blob = lzma.compress(data, preset=9 | lzma.PRESET_EXTREME)
+        elif name.endswith(".gz"):
+            import gzip
+
+            blob = gzip.compress(data, mtime=0)
+        else:
+            import bz2
+
+            blob = bz2.compress(data)
+        atomic_write_bytes(path, blob)
+        return
+    from hdnnp.io import write_structures
+
+    if format == "xsf":
+        format = "xsf-dir"
+    write_structures(path, list(structures), format=format)
+
+
+def dataset_summary(ds) -> dict:
+    """``Dataset.summary()`` plus the range R = max − min of E_coh/atom (thesis eq. 4.4)."""
+    s = ds.summary()
+    e = s["energy_per_atom"]
+    if e["min"] is not None:
+        e["range"] = e["max"] - e["min"]
+    return s
+
+
+# ------------------------------------------------------------------ command
+def register(sub) -> None:
+    p = command_parser(
+        sub, "data", help="summarise, plot, export, merge, select or split data sets",
+        description="Work with labelled data sets.  INPUT is a structure file (extxyz, "
+                    "XSF, archive of XSF, n2p2 input.data), a labelling database (.db) or "
+                    "the name of a bundled data set (see 'hdnnp data list').  Energies per "
+                    "atom are cohesive energies E_coh/N = (E - sum_Z N_Z E_Z)/N (thesis eq. "
+                    "4.3) when reference energies are known, else total energies.",
+        examples="  hdnnp data list\n"
+                 "  hdnnp data summary graphene-A graphene-B --plot energies.png\n"
+                 "  hdnnp data summary labels.db --json\n"
+                 "  hdnnp data export graphene-A -o graphene-A.extxyz\n"
+                 "  hdnnp data export labels.db -o input.data --format n2p2\n"
+                 "  hdnnp data export labels.db -o xsf/ --format xsf\n"
+                 "  hdnnp data merge a.db b.db -o merged.extxyz\n"
+                 "  hdnnp data select graphene-B --max-energy 0.5 --relative -o low.extxyz\n"
+                 "  hdnnp data select graphene-A --n 100 --seed 1 -o small.extxyz\n"
+                 "  hdnnp data split graphene-A --test-fraction 0.15 -o train.xyz test.xyz")
+    ops = p.add_subparsers(dest="data_command", metavar="ACTION")
+
+    q = ops.add_parser("list", help="list the bundled data sets")
+    q.set_defaults(func=run_list)
+
+    q = ops.add_parser("summary", help="counts, energy-per-atom spread, histogram")
+    q.add_argument("inputs", nargs="+", metavar="INPUT")
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    q.add_argument("--plot", metavar="PNG", help="write a histogram of energies per atom")
+    q.set_defaults(func=run_summary)
+
+    q = ops.add_parser("export", help="convert to extxyz, XSF or n2p2 input.data")
+    q.add_argument("inputs", nargs="+", metavar="INPUT")
+    q.add_argument("-o", "--output", required=True)
+    q.add_argument("--format", choices=["extxyz", "xsf", "n2p2", "db"],
+                   help="output format (default: from the file name)")
+    q.set_defaults(func=run_export)
+
+    q = ops.add_parser("merge", help="concatenate data sets")
+    q.add_argument("inputs", nargs="+", metavar="INPUT")
+    q.add_argument("-o", "--output", required=True)
+    q.add_argument("--format", choices=["extxyz", "xsf", "n2p2", "db"])
+    q.set_defaults(func=run_export)
+
+    q = ops.add_parser("select", help="select structures by energy, property or at random")
+    q.add_argument("inputs", nargs="+", metavar="INPUT")
+    q.add_argument("-o", "--output", required=True)
+    q.add_argument("--format", choices=["extxyz", "xsf", "n2p2", "db"])
+    q.add_argument("--max-energy", type=float, metavar="EV",
+                   help="keep E/atom ≤ EV (eV/atom; ænet's MAXENERGY)")
+    q.add_argument("--relative", action="store_true",
+                   help="--max-energy is relative to the lowest E/atom")
+    q.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                   help="keep structures whose info[KEY] equals VALUE (repeatable), e.g. "
+                        "temperature_K=300 or augmentation=none")
+    q.add_argument("--n", type=int, help="then draw N structures at random")
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=run_select)
+
+    q = ops.add_parser("split", help="random train/test split")
+    q.add_argument("inputs", nargs="+", metavar="INPUT")
+    q.add_argument("-o", "--output", nargs=2, required=True, metavar=("TRAIN", "TEST"))
+    q.add_argument("--test-fraction", type=float, default=0.1)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--format", choices=["extxyz", "xsf", "n2p2", "db"])
+    q.set_defaults(func=run_split)
+    p.set_defaults(func=lambda args: (p.print_help(), 1)[1])
+
+
+def run_list(args) -> int:
+    from hdnnp.bundled import bundled_metadata, list_bundled_datasets
+
+    names = list_bundled_datasets()
+    if not names:
+        print("no bundled data sets installed")
+        return 0
+    for n in names:
+        m = bundled_metadata(n)
+        e = m.get("energy_per_atom", {})
+        print(f"{n:16s} {m.get('structures', '?'):>5} structures  {m.get('method', '?'):9s} "
+              f"E_coh/atom {e.get('min', float('nan')):.4f} … {e.get('max', float('nan')):.4f}"
+              f" eV  {m.get('description', '')}")
+    return 0
+
+
+def _plot(path: str, data: dict) -> None:
+    import numpy as np
+
+    try:
+        from hdnnp.analysis.plots import plot_energy_distribution
+    except ImportError:  # pragma: no cover - analysis module not installed
+        plot_energy_distribution = None
+    if plot_energy_distribution is not None:
+        plot_energy_distribution(data, path, xlabel="energy per atom (eV/atom)")
+        return
+    import matplotlib  # pragma: no cover
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hdnnp.fileio import atomic_path
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, values in data.items():
+        ax.hist(np.asarray(values), bins=60, alpha=0.6, label=label)
+    ax.set_xlabel("energy per atom (eV/atom)")
+    ax.set_ylabel("structures")
+    ax.legend()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png", dpi=150)
+    plt.close(fig)
+
+
+def run_summary(args) -> int:
+    results = {}
+    plot_data = {}
+    for name in args.inputs:
+        ds = read_inputs([name])
+        results[name] = dataset_summary(ds)
+        e = ds.cohesive_energies()
+        plot_data[name] = e[e == e]
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for name, s in results.items():
+            e = s["energy_per_atom"]
+            print(f"{name}:")
+            print(f"  structures: {s['structures']}  atoms: {s['atoms']}  atoms/structure: "
+                  f"{s['atoms_per_structure'][0]}–{s['atoms_per_structure'][1]}  with forces: "
+                  f"{s['with_forces']}")
+            print(f"  elements: {', '.join(f'{k} {v}' for k, v in s['elements'].items())}")
+            if s["reference_energies"]:
+                print("  reference energies (eV): " + ", ".join(
+                    f"{k} {v:.6f}" for k, v in s["reference_energies"].items()))
+            if e["min"] is not None:
+                print(f"  {e['kind']} energy per atom (eV/atom): min {e['min']:.5f}  max "
+                      f"{e['max']:.5f}  range {e['range']:.5f}  mean {e['mean']:.5f}  std "
+                      f"{e['std']:.5f}")
+    if args.plot:
+        _plot(args.plot, plot_data)
+        if not args.json:
+            print(f"histogram: {args.plot}")
+    return 0
+
+
+def run_export(args) -> int:
+    ds = read_inputs(args.inputs)
+    write_output(args.output, ds.structures, args.format)
+    print(f"wrote {len(ds)} structures to {args.output}")
+    return 0
+
+
+def _match(value, wanted: str) -> bool:
+    if isinstance(value, bool):
+        return str(value).lower() == wanted.lower()
+    if isinstance(value, int | float):
+        try:
+            return abs(float(value) - float(wanted)) <= 1e-9 * max(1.0, abs(float(value)))
+        except ValueError:
+            return False
+    return str(value) == wanted
+
+
+def run_select(args) -> int:
+    import numpy as np
+
+    ds = read_inputs(args.inputs)
+    keep = np.ones(len(ds), dtype=bool)
+    if args.max_energy is not None:
+        e = ds.cohesive_energies()
+        bound = args.max_energy + (np.nanmin(e) if args.relative else 0.0)
+        keep &= e <= bound
+    for cond in args.where:
+        key, sep, value = cond.partition("=")
+        if not sep:
+            raise HdnnpError(f"--where expects KEY=VALUE, got {cond!r}")
+        keep &= np.array([key in a.info and _match(a.info[key], value) for a in ds])
+    sel = ds.subset(np.flatnonzero(keep))
+    if args.n is not None:
+        sel = sel.sample(args.n, seed=args.seed)
+    write_output(args.output, sel.structures, args.format)
+    print(f"selected {len(sel)} of {len(ds)} structures -> {args.output}")
+    return 0
+
+
+def run_split(args) -> int:
+    ds = read_inputs(args.inputs)
+    train, test = ds.split(args.test_fraction, seed=args.seed)
+    write_output(args.output[0], train.structures, args.format)
+    write_output(args.output[1], test.structures, args.format)
+    print(f"train: {len(train)} -> {args.output[0]}; test: {len(test)} -> {args.output[1]}")
+    return 0
