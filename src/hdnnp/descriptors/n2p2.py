@@ -87,6 +87,7 @@ from hdnnp.descriptors.base import (
 )
 from hdnnp.descriptors.cutoffs import N2P2_CUTOFF_TYPES, CutoffFunction
 from hdnnp.errors import HdnnpError
+from hdnnp.neighbours import triplet_pairs
 
 #: Parameters of each n2p2 symmetry-function type, in the order of an n2p2
 #: ``symfunction_short`` line after the element symbols.
@@ -505,44 +506,67 @@ class N2P2SymmetryFunctions(Descriptor):
 
     # --------------------------------------------------------------- selection
     def _angular_selection(self, geom: PairGeometry, group: AngularGroup):
-        """Triplets of ``group``, as the engine selects them, minus triplets that
-        contribute exactly zero to a narrow-type group (r_jk >= r_c, where f_c(r_jk) = 0 or
-        C(r_jk) = 0, with zero derivative).
+        """Triplets (pair-index lists a, b) of ``group``: the triplets the engine's
+        selection gives, minus those that contribute exactly zero to a narrow type
+        (r_jk >= r_c, where f_c(r_jk) = 0 and C(r_jk) = 0 with zero derivative).
 
-        Element codes of all triplets are computed once per geometry and shared by the
-        groups, instead of one pass of index arithmetic per group.
+        Instead of filtering the list of all triplets once per group, the triplets of
+        each (centre element, neighbour elements) combination are enumerated directly
+        from the pairs of that combination (vectorised index arithmetic as in
+        :func:`hdnnp.neighbours.triplet_pairs`).
         """
-        cached = self._triplet_cache.get(geom)
-        n = len(self.elements)
-        if cached is None:
-            a, b = geom.triplets(self.angular_cutoff)
-            with torch.no_grad():
-                # per pair: centre * n + neighbour; per triplet: (centre, min, max) code
-                pair_code = geom.center_species * n + geom.neighbour_species
-                pa, pb = pair_code[a], pair_code[b]
-                code = torch.minimum(pa, pb) * n + torch.maximum(pa, pb) % n
-            cached = {"a": a, "b": b, "code": code}
-            self._triplet_cache[geom] = cached
-        a, b, code = cached["a"], cached["b"], cached["code"]
         with torch.no_grad():
-            if group.neighbours is None:
-                mask = code // (n * n) == group.center
-            else:
-                x, y = sorted(group.neighbours)
-                mask = code == (group.center * n + x) * n + y
-            if group.cutoff < self.angular_cutoff:
-                if "r_max" not in cached:
-                    r = geom.distances.detach()
-                    cached["r_max"] = torch.maximum(r[a], r[b])
-                mask &= cached["r_max"] < group.cutoff
-            sel = torch.nonzero(mask).squeeze(1)
-            a, b = a[sel], b[sel]
+            a, b = self._group_triplets(geom, group)
             if getattr(group, "n2p2_narrow", False) and a.numel():
-                v = geom.vectors.detach()
-                r_jk = torch.linalg.vector_norm(v[b] - v[a], dim=-1)
-                keep = torch.nonzero(r_jk < group.cutoff).squeeze(1)
+                # single precision halves the memory traffic; the relative margin (30x the
+                # float32 error of r_jk^2) only keeps a few extra triplets whose terms are 0
+                cache = self._triplet_cache.setdefault(geom, {})
+                if "v32" not in cache:
+                    cache["v32"] = geom.vectors.detach().float()
+                v = cache["v32"]
+                d = torch.index_select(v, 0, b) - torch.index_select(v, 0, a)
+                keep = torch.nonzero((d * d).sum(-1) < group.cutoff**2 * (1.0 + 1e-5)
+                                     ).squeeze(1)
                 a, b = a[keep], b[keep]
         return a, b
+
+    def _pair_subsets(self, geom: PairGeometry, cutoff: float) -> dict:
+        cache = self._triplet_cache.setdefault(geom, {})
+        key = ("pairs", float(cutoff))
+        if key not in cache:
+            inside = geom.distances.detach() < cutoff
+            subsets = {}
+            for c in range(len(self.elements)):
+                is_c = inside & (geom.center_species == c)
+                subsets[c, None] = torch.nonzero(is_c).squeeze(1)
+                for x in range(len(self.elements)):
+                    subsets[c, x] = torch.nonzero(is_c & (geom.neighbour_species == x)
+                                                  ).squeeze(1)
+            cache[key] = subsets
+        return cache[key]
+
+    def _group_triplets(self, geom: PairGeometry, group: AngularGroup):
+        subsets = self._pair_subsets(geom, group.cutoff)
+        n_atoms = geom.n_atoms
+        if group.neighbours is None or group.neighbours[0] == group.neighbours[1]:
+            pairs = subsets[group.center, None if group.neighbours is None
+                            else group.neighbours[0]]
+            ia, ib = triplet_pairs(geom.centers[pairs], n_atoms)
+            return pairs[ia], pairs[ib]
+        px = subsets[group.center, group.neighbours[0]]
+        py = subsets[group.center, group.neighbours[1]]
+        device = px.device
+        if px.numel() == 0 or py.numel() == 0:
+            empty = torch.zeros(0, dtype=torch.long, device=device)
+            return empty, empty
+        cx = geom.centers[px]
+        count_y = torch.bincount(geom.centers[py], minlength=n_atoms)
+        start_y = torch.cumsum(count_y, 0) - count_y
+        reps = count_y[cx]
+        ia = torch.repeat_interleave(torch.arange(px.numel(), device=device), reps)
+        block = torch.cumsum(reps, 0) - reps
+        local = torch.arange(ia.numel(), device=device) - block[ia]
+        return px[ia], py[start_y[cx][ia] + local]
 
     @staticmethod
     def function_name(f: dict) -> str:
