@@ -25,6 +25,15 @@ from hdnnp.neighbours import build_batch
 E = math.e
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """One torch thread: on a shared, busy machine a second thread mostly waits."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 # ----------------------------------------------------------------- references
 def np_cutoff(r: float, kind: int, rc: float, alpha: float) -> float:
     """n2p2 cutoff function f_c(r) (n2p2 docs, "Cutoff functions")."""

@@ -14,10 +14,13 @@ block per structure::
 ``n`` is a per-atom value n2p2 does not use (RuNNer writes an atomic energy or 0).  Three
 ``lattice`` lines make the structure periodic in all directions; none, non-periodic.
 
-Files carry no units: the caller states them (``length_unit``/``energy_unit`` as names
-known to :mod:`hdnnp.units` or as factors to Å and eV), or names the potential's
-``input.nn`` (``input_nn=``) whose ``# Length unit`` / ``# Energy unit`` header comments
-give them.  Default: Å and eV.  Inside, structures are ASE ``Atoms`` in Å and eV: energy
+Files carry no units.  In order of precedence they come from ``length_unit`` /
+``energy_unit`` (names known to :mod:`hdnnp.units` or factors to Å and eV), from the
+``# Length unit`` / ``# Energy unit`` header comments of the potential's ``input.nn``
+named by ``input_nn=`` (a file or potential directory), from those of an ``input.nn``
+next to the data file (n2p2's own directory layout), and otherwise default to Å and eV.
+
+Inside, structures are ASE ``Atoms`` in Å and eV: energy
 and forces (eV/Å) as a ``SinglePointCalculator``, atomic charges (e) as initial charges,
 ``n`` as ``atoms.arrays["n2p2_n"]`` (scaled like an energy), the total charge as
 ``atoms.info["charge"]``, the comment as ``atoms.info["comment"]`` and
@@ -45,7 +48,19 @@ from hdnnp.units import energy_factor, length_factor
 __all__ = ["read_input_data", "write_input_data"]
 
 
-def _factors(length_unit, energy_unit, input_nn) -> tuple[float, float]:
+def _factors(length_unit, energy_unit, input_nn, data_path=None) -> tuple[float, float]:
+    if input_nn is None and data_path is not None and (length_unit is None
+                                                        or energy_unit is None):
+        sibling = Path(data_path).parent / "input.nn"
+        if sibling.is_file():
+            from hdnnp.n2p2.settings import read_input_nn
+
+            try:
+                settings = read_input_nn(sibling)
+            except HdnnpError:
+                settings = None
+            if settings is not None and settings.length_unit and settings.energy_unit:
+                input_nn = sibling
     if input_nn is not None:
         from hdnnp.n2p2.settings import read_input_nn
 
@@ -82,7 +97,7 @@ def read_input_data(path: str | Path, length_unit: str | float | None = None,
     others.
     """
     path = Path(path)
-    lf, ef = _factors(length_unit, energy_unit, input_nn)
+    lf, ef = _factors(length_unit, energy_unit, input_nn, path)
     fe = ef / lf
     try:
         fh = open(path, encoding="utf-8", errors="replace")
@@ -207,7 +222,7 @@ def write_input_data(path: str | Path, structures: Sequence[Atoms],
                      energy_unit: str | float | None = None,
                      input_nn: str | Path | None = None) -> None:
     """Write structures as an ``input.data`` file (atomically; see the module docstring)."""
-    lf, ef = _factors(length_unit, energy_unit, input_nn)
+    lf, ef = _factors(length_unit, energy_unit, input_nn, path)
     fe = ef / lf
     out = []
     for atoms in structures:
