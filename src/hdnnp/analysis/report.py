@@ -115,7 +115,8 @@ def compute_metrics(predictions: dict[str, SplitPredictions],
     return out
 
 
-def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict:
+def write_report(run_dir: str | Path, out_dir: str | Path | None = None,
+                 figures: bool = True) -> dict:
     """Write ``metrics.json`` and the figures of a training run; return the metrics.
 
     Parameters
@@ -125,6 +126,8 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict
         ``loss.png``; ``model.json`` for cohesive energies).
     out_dir:
         Where to write (default ``run_dir/report``).
+    figures:
+        Also draw the figures (``False``: ``metrics.json`` only).
 
     Raises :class:`~hdnnp.errors.HdnnpError` for a missing directory or predictions
     file.  Every file is written atomically.
@@ -144,6 +147,8 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict
     metrics = compute_metrics(predictions, ref_e, log)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    if not figures:
+        return metrics
 
     title = run_dir.resolve().name
     if log:

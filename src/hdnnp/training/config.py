@@ -101,7 +101,8 @@ class OptimConfig:
     device: str = "auto"
     #: torch CPU threads (None: torch's default)
     threads: int | None = None
-    #: stop after this wall time (s), keeping the best model
+    #: stop training once the run (set-up included) has lasted this long (s); the best
+    #: model is kept and the final evaluation follows
     max_time_s: float | None = None
     #: evaluate the exact training-set metrics every this many epochs (others: running)
     eval_train_every: int = 1
@@ -118,6 +119,8 @@ class TrainConfig:
     training: OptimConfig = field(default_factory=OptimConfig)
     #: run directory (log, checkpoints, model, report)
     output: str = "runs/hdnnp"
+    #: draw the report figures at the end (metrics.json is always written)
+    figures: bool = True
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -137,9 +140,11 @@ class TrainConfig:
                 kwargs[key] = dict(value)
             elif key == "output":
                 kwargs[key] = str(value)
+            elif key == "figures":
+                kwargs[key] = bool(value)
             else:
                 raise HdnnpError(f"{source}: unknown key {key!r} (known: data, descriptor, "
-                                 "network, training, output)")
+                                 "network, training, output, figures)")
         cfg = cls(**kwargs)
         for attr in ("train", "test"):
             v = getattr(cfg.data, attr)

@@ -455,6 +455,7 @@ class Trainer:
                 self.cfg = cfg = TrainConfig.from_dict(json.loads(saved.read_text()), str(saved))
                 oc = cfg.training
         run_dir.mkdir(parents=True, exist_ok=True)
+        run_start = time.perf_counter()
         self._setup()
         atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
         atomic_write_text(run_dir / "split.json", json.dumps(
@@ -530,7 +531,7 @@ class Trainer:
                         oc.early_stopping_patience:
                     stop_reason = "early stopping"
                     break
-                if oc.max_time_s is not None and elapsed >= oc.max_time_s:
+                if oc.max_time_s is not None and time.perf_counter() - run_start >= oc.max_time_s:
                     stop_reason = "time limit"
                     break
         except KeyboardInterrupt:
@@ -578,7 +579,7 @@ class Trainer:
                 np.savez_compressed(fh, **arrays)
         from hdnnp.analysis.report import write_report
 
-        metrics = write_report(run_dir)
+        metrics = write_report(run_dir, figures=self.cfg.figures)
         metrics.update({"stop_reason": stop_reason, "epochs_run": last_epoch,
                         "best_epoch": best["epoch"], "wall_s": round(elapsed, 2),
                         "setup_s": round(self.setup_s, 2)})

@@ -1,0 +1,207 @@
+"""Training: force Jacobians, reproducibility, checkpoints/resume, early stopping,
+interruption, and that ``hdnnp predict`` reproduces the run's test metrics."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk
+from ase.calculators.emt import EMT
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from hdnnp.cli import main
+from hdnnp.data import Dataset
+from hdnnp.descriptors import Chebyshev
+from hdnnp.io import write_structures
+from hdnnp.model import NeuralNetworkPotential
+from hdnnp.neighbours import build_batch
+from hdnnp.potential import load_potential
+from hdnnp.training import FeatureSet, TrainConfig, Trainer
+from hdnnp.training.trainer import batch_predictions
+
+
+def emt_structures(n=24, seed=0):
+    """Rattled and strained Cu/Al fcc cells labelled with ASE's EMT potential."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n):
+        atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1, 1))
+        symbols = np.where(rng.random(len(atoms)) < 0.3, "Al", "Cu")
+        atoms.set_chemical_symbols(symbols)
+        atoms.set_cell(atoms.cell.array * (1 + rng.uniform(-0.04, 0.04)), scale_atoms=True)
+        atoms.rattle(0.08, seed=int(rng.integers(1 << 30)))
+        atoms.calc = EMT()
+        e, f = atoms.get_potential_energy(), atoms.get_forces()
+        atoms.calc = SinglePointCalculator(atoms, energy=e, forces=f)
+        atoms.info["source"] = f"emt-{k}"
+        out.append(atoms)
+    return out
+
+
+@pytest.fixture(scope="module")
+def emt_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "emt.extxyz"
+    write_structures(path, emt_structures())
+    return path
+
+
+def config(path, out, **training):
+    t = {"optimizer": "adam", "epochs": 6, "batch_size": 4, "learning_rate": 0.01,
+         "force_weight": 0.05, "seed": 3, "threads": 2}
+    t.update(training)
+    return TrainConfig.from_dict({
+        "data": {"train": [str(path)], "test_fraction": 0.25, "seed": 2},
+        "descriptor": {"kind": "chebyshev", "radial_rc": 5.0, "radial_order": 6,
+                       "angular_rc": 4.0, "angular_order": 3},
+        "network": {"hidden": [8, 8], "activation": "tanh"},
+        "training": t, "output": str(out), "figures": False})
+
+
+def read_log(run):
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+def test_stored_jacobian_forces_equal_autograd_forces():
+    structs = emt_structures(5, seed=4)
+    d = Chebyshev(["Al", "Cu"], 5.0, 6, 4.0, 3)
+    model = NeuralNetworkPotential(d, hidden=(6,), activation="twist")
+    gen = torch.Generator().manual_seed(0)
+    for net in model.networks.values():
+        net.reset_parameters(gen)
+    fs = FeatureSet(d, Dataset(structs), jacobian_dtype=torch.float64)
+    energy, forces = batch_predictions(model, fs.batch([1, 3, 4]), True, create_graph=False)
+    ref = model(build_batch([structs[k] for k in (1, 3, 4)], model.elements, model.cutoff))
+    np.testing.assert_allclose(energy.detach().numpy(), ref["energy"].detach().numpy(),
+                               rtol=1e-13)
+    np.testing.assert_allclose(forces.detach().numpy(), ref["forces"].detach().numpy(),
+                               atol=1e-11)
+
+
+def test_training_run_files_and_learning(emt_file, tmp_path):
+    run = tmp_path / "run"
+    metrics = Trainer(config(emt_file, run, epochs=12), progress=False, log=None).run()
+    for name in ("config.json", "log.jsonl", "checkpoint.pt", "model.json", "predictions.npz",
+                 "metrics.json", "split.json", "test.extxyz"):
+        assert (run / name).exists(), name
+    log = read_log(run)
+    assert [r["epoch"] for r in log] == list(range(1, 13))
+    first, last = log[0]["test"], log[-1]["test"]
+    assert last["force_rmse_meV_per_A"] < first["force_rmse_meV_per_A"]
+    assert last["energy_rmse_meV_per_atom"] < first["energy_rmse_meV_per_atom"]
+    assert set(first) >= {"energy_mae_meV_per_atom", "energy_rmse_meV_per_atom",
+                          "force_mae_meV_per_A", "force_rmse_meV_per_A"}
+    assert metrics["n_train"] == 18 and metrics["n_test"] == 6
+    model = load_potential(run / "model.json")
+    training = model.metadata["training"]
+    assert training["n_train"] == 18 and training["best_epoch"] == metrics["best_epoch"]
+    assert training["config"]["network"]["hidden"] == [8, 8]
+    split = json.loads((run / "split.json").read_text())
+    assert len(split["train"]) == 18 and not set(split["train"]) & set(split["test"])
+
+
+def test_same_seed_same_result_and_resume_equals_uninterrupted(emt_file, tmp_path):
+    full = tmp_path / "full"
+    Trainer(config(emt_file, full, epochs=6), progress=False, log=None).run()
+    again = tmp_path / "again"
+    Trainer(config(emt_file, again, epochs=6), progress=False, log=None).run()
+    assert [r["loss"] for r in read_log(full)] == [r["loss"] for r in read_log(again)]
+    part = tmp_path / "part"
+    Trainer(config(emt_file, part, epochs=3), progress=False, log=None).run()
+    cfg = json.loads((part / "config.json").read_text())
+    cfg["training"]["epochs"] = 6
+    (part / "config.json").write_text(json.dumps(cfg))
+    Trainer(TrainConfig.from_dict({"output": str(part)}), resume=True, progress=False,
+            log=None).run()
+    assert [r["loss"] for r in read_log(part)] == [r["loss"] for r in read_log(full)]
+
+
+def test_refuses_to_overwrite_a_run(emt_file, tmp_path, capsys):
+    run = tmp_path / "run"
+    Trainer(config(emt_file, run, epochs=1), progress=False, log=None).run()
+    rc = main(["train", str(emt_file), "-o", str(run), "--epochs", "1", "--quiet"])
+    assert rc == 2 and "--resume" in capsys.readouterr().err
+
+
+def test_early_stopping(emt_file, tmp_path):
+    run = tmp_path / "run"
+    metrics = Trainer(config(emt_file, run, epochs=50, learning_rate=0.0,
+                             early_stopping_patience=3), progress=False, log=None).run()
+    assert metrics["stop_reason"] == "early stopping"
+    assert len(read_log(run)) == 4 and metrics["best_epoch"] == 1
+
+
+def test_interrupt_keeps_best_model(emt_file, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    trainer = Trainer(config(emt_file, run, epochs=20), progress=False, log=None)
+    original = Trainer._epoch
+
+    def epoch(self, opt, k):
+        if k == 4:
+            raise KeyboardInterrupt
+        return original(self, opt, k)
+
+    monkeypatch.setattr(Trainer, "_epoch", epoch)
+    metrics = trainer.run()
+    assert metrics["stop_reason"] == "interrupted" and metrics["epochs_run"] == 3
+    log = read_log(run)
+    assert [r["epoch"] for r in log] == [1, 2, 3]
+    assert metrics["best_epoch"] == max(r["epoch"] for r in log if r["best"])
+    load_potential(run / "model.json")
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "sgd"])
+def test_other_optimizers_reduce_the_loss(emt_file, tmp_path, optimizer):
+    run = tmp_path / optimizer
+    lr = 0.002 if optimizer == "sgd" else 1.0
+    Trainer(config(emt_file, run, epochs=8, optimizer=optimizer, learning_rate=lr,
+                   batch_size=2), progress=False, log=None).run()
+    log = read_log(run)
+    assert log[-1]["loss"] < log[0]["loss"]
+
+
+def test_energy_only_and_force_fraction(emt_file, tmp_path):
+    run = tmp_path / "eonly"
+    Trainer(config(emt_file, run, epochs=2, force_weight=0.0), progress=False, log=None).run()
+    assert "force_rmse_meV_per_A" not in read_log(run)[0]["train"]
+    run = tmp_path / "half"
+    tr = Trainer(config(emt_file, run, epochs=1, force_fraction=0.5), progress=False, log=None)
+    tr.run()
+    assert tr.train_fs.n_force_structures == 9
+    assert tr.train_fs.memory_bytes() < FeatureSet(
+        tr.model.descriptor, tr.train_ds).memory_bytes()
+
+
+def test_predict_reproduces_test_metrics(emt_file, tmp_path, capsys):
+    run = tmp_path / "run"
+    metrics = Trainer(config(emt_file, run, epochs=4), progress=False, log=None).run()
+    out = tmp_path / "pred.json"
+    rc = main(["predict", str(run / "model.json"), str(run / "test.extxyz"), "--json",
+               str(out), "--quiet"])
+    assert rc == 0
+    pm = json.loads(out.read_text())["metrics"]
+    assert pm["energy_rmse_meV_per_atom"] == pytest.approx(
+        metrics["test_energy_rmse_meV_per_atom"], rel=1e-9)
+    assert pm["force_rmse_eV_per_A"] == pytest.approx(metrics["test_force_rmse_eV_per_A"],
+                                                      rel=1e-9)
+    assert "extrapolation" in capsys.readouterr().out
+
+
+def test_cli_train_flags_and_config_errors(emt_file, tmp_path, capsys):
+    run = tmp_path / "cli"
+    rc = main(["train", str(emt_file), "--descriptor", "chebyshev", "--radial", "4.5", "5",
+               "--angular", "3.5", "2", "--hidden", "5", "--epochs", "2", "--batch-size", "6",
+               "--force-weight", "0.01", "-o", str(run), "--quiet"])
+    assert rc == 0
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["descriptor"]["radial_order"] == 5 and cfg["network"]["hidden"] == [5]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data:\n  train: [x]\ntraining:\n  epoch: 3\n")
+    rc = main(["train", "--config", str(bad)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "unknown key(s) epoch" in err and err.count("\n") == 1
+    bad.write_text("data: [\n")
+    rc = main(["train", "--config", str(bad)])
+    assert rc == 2 and "bad.yaml" in capsys.readouterr().err
