@@ -85,7 +85,10 @@ def _float(text: str, path, line: int, what: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise InputFileError(path, f"{what}: {text!r} is not a number", line) from None
+        try:  # Fortran-style exponent (RuNNer files): 1.0d-3
+            return float(text.replace("d", "e").replace("D", "E"))
+        except ValueError:
+            raise InputFileError(path, f"{what}: {text!r} is not a number", line) from None
 
 
 def read_input_data(path: str | Path, length_unit: str | float | None = None,
