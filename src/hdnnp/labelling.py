@@ -201,8 +201,16 @@ def _job_metadata(settings: ReferenceSettings, ref_energies: dict, versions: dic
 def label(structures: Sequence[Atoms], database: str | Path,
           settings: ReferenceSettings | None = None, workers: int = 1,
           scheduler: str | None = None, retry_failed: bool = False, progress: bool = True,
-          source: str | None = None) -> LabelSummary:
+          source: str | None = None, in_process: bool = False) -> LabelSummary:
     """Label ``structures`` into ``database``; resume if it already holds part of the job.
+
+    Single points run in ``workers`` spawned processes with one OpenMP thread each, also
+    for ``workers=1``: one thread per process is fastest for tblite on a shared machine
+    (two OpenMP threads on a busy 2-core machine run 4× slower than one), and a crash
+    inside the reference code cannot take the writer down.  ``in_process=True`` runs
+    them in this process instead (debugging).  Scripts that call this with worker
+    processes need the usual ``if __name__ == "__main__":`` guard of Python's
+    ``spawn`` start method.
 
     Raises :class:`HdnnpError` (before any work) if an element is not covered by the
     method, or if the database was started with different reference settings.
@@ -267,7 +275,7 @@ def label(structures: Sequence[Atoms], database: str | Path,
     try:
         if scheduler is not None:
             _run_dask(scheduler, todo, keys, structures, sdict, handle)
-        elif workers == 1:
+        elif in_process:
             for i in todo:
                 handle(_label_one(keys[i], i, structures[i], sdict))
         else:

@@ -243,19 +243,21 @@ def _run_lammps(start: Atoms, smp: Sampler, st: SamplingSettings, temp: float, s
 def _run_ase(start: Atoms, smp: Sampler, st: SamplingSettings, temp: float, seed: int,
              bar) -> list[Atoms]:
     from ase import units
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from ase.constraints import FixCom
+    from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
     work = start.copy()
     work.calc = smp.make_calculator()
     rng = np.random.default_rng(seed)
-    MaxwellBoltzmannDistribution(work, temperature_K=temp, rng=rng)
+    thermalize_momenta(work, temperature_K=temp, rng=rng)
     Stationary(work)
+    work.set_constraint(FixCom())  # no drift of the centre of mass
     dt = st.timestep_fs * units.fs
     if st.thermostat == "langevin":
         from ase.md.langevin import Langevin
 
         dyn = Langevin(work, dt, temperature_K=temp, friction=1.0 / (st.damping_fs * units.fs),
-                       fixcm=True, rng=rng)
+                       fixcm=False, rng=rng)
     else:
         from ase.md.nose_hoover_chain import NoseHooverChainNVT
 
@@ -274,6 +276,7 @@ def _run_ase(start: Atoms, smp: Sampler, st: SamplingSettings, temp: float, seed
             bar.update(st.interval_steps)
         snap = work.copy()
         snap.calc = None
+        snap.set_constraint()
         snap.arrays.pop("momenta", None)  # positions only, as from LAMMPS
         snap.info["md_step"] = step
         snap.info["sampler_energy_eV"] = float(work.get_potential_energy())
