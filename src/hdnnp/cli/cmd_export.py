@@ -1,0 +1,62 @@
+"""``hdnnp export``: write a potential in another program's format (n2p2 / LAMMPS)."""
+
+from __future__ import annotations
+
+from hdnnp.cli import command_parser
+
+EXAMPLES = """\
+  hdnnp export runs/water/model.json nnp-water/ --format n2p2
+  hdnnp export model.json nnp/ --format n2p2 --length-unit bohr --energy-unit hartree
+  hdnnp export path/to/n2p2-potential/ nnp-angstrom/ --format n2p2 --force
+"""
+
+
+def register(sub) -> None:
+    p = command_parser(
+        sub, "export", help="write a potential for n2p2 / LAMMPS pair_style hdnnp",
+        description="Write an hdnnp potential (or an n2p2 potential directory) as an n2p2 "
+                    "potential directory: input.nn, scaling.data and weights.ZZZ.data. "
+                    "n2p2's tools and LAMMPS 'pair_style hdnnp' (package ML-HDNNP) read it. "
+                    "The descriptor must be n2p2-expressible (the 'n2p2' descriptor, or "
+                    "'behler' G1/G2/G4/G5). Prints the LAMMPS input lines that use it.",
+        examples=EXAMPLES)
+    p.add_argument("model", help="hdnnp potential file or n2p2 potential directory")
+    p.add_argument("outdir", help="output directory (created)")
+    p.add_argument("--format", default="n2p2", choices=["n2p2"], help="output format")
+    p.add_argument("--length-unit", default="angstrom",
+                   help="length unit of the written files (default: angstrom)")
+    p.add_argument("--energy-unit", default="eV",
+                   help="energy unit of the written files (default: eV)")
+    p.add_argument("--force", action="store_true",
+                   help="write into a non-empty directory, replacing the n2p2 files")
+    p.set_defaults(func=run)
+
+
+def lammps_snippet(model, outdir: str, length_unit: str, energy_unit: str) -> str:
+    """LAMMPS input (``units metal``: Å, eV) for an exported potential directory."""
+    from ase.data import atomic_numbers
+
+    from hdnnp.units import energy_factor, length_factor
+
+    elements = sorted(model.elements, key=lambda e: atomic_numbers[e])
+    cflength = 1.0 / length_factor(length_unit)
+    cfenergy = 1.0 / energy_factor(energy_unit)
+    return (f"units metal\n"
+            f"pair_style hdnnp {model.cutoff:.6g} dir \"{outdir}\" showew no showewsum 100 "
+            f"resetew yes maxew 1000 cflength {cflength:.10g} cfenergy {cfenergy:.10g}\n"
+            f"pair_coeff * * {' '.join(elements)}   # LAMMPS atom types 1..{len(elements)}")
+
+
+def run(args) -> int:
+    from hdnnp.n2p2 import export_n2p2_potential
+    from hdnnp.potential import load_potential
+
+    model = load_potential(args.model)
+    out = export_n2p2_potential(model, args.outdir, length_unit=args.length_unit,
+                                energy_unit=args.energy_unit, overwrite=args.force)
+    files = sorted(p.name for p in out.iterdir() if p.is_file())
+    print(f"wrote n2p2 potential {out}/: {', '.join(files)}")
+    print("LAMMPS (package ML-HDNNP):")
+    print("  " + lammps_snippet(model, str(out), args.length_unit,
+                                args.energy_unit).replace("\n", "\n  "))
+    return 0
