@@ -54,7 +54,7 @@ def test_builder_composition_density_neighbours(name):
 
 def test_supercells_and_sheet_repeat():
     g = st.graphene((6, 6, 5))          # sheets ignore n3
-    assert len(g) == 72 and g.info["repeat"] == "6 6 1"
+    assert len(g) == 72 and g.info["repeat"] == "6x6x1"
     q = st.quartz((2, 2, 3))
     assert len(q) == 108 and st.density(q) == pytest.approx(2.646, abs=0.005)
     assert len(st.silica_bilayer((3, 3, 1))) == 108

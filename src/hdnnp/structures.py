@@ -88,7 +88,7 @@ def _finish(atoms: Atoms, material: str, dim: int, repeat: Sequence[int], source
     atoms = atoms.repeat(rep)
     atoms.wrap()
     atoms.info.update({"material": material, "dimensionality": dim,
-                       "repeat": " ".join(map(str, rep)), "structure_source": source})
+                       "repeat": "x".join(map(str, rep)), "structure_source": source})
     return atoms
 
 

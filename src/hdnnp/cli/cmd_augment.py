@@ -52,11 +52,10 @@ def run(args) -> int:
     import numpy as np
 
     from hdnnp import augment as aug
-    from hdnnp.cli.cmd_data import write_output
+    from hdnnp.cli.cmd_data import read_inputs, write_output
     from hdnnp.errors import HdnnpError
-    from hdnnp.io import read_structures
 
-    structs = read_structures(args.inputs)
+    structs = [a.copy() for a in read_inputs(args.inputs).structures]
     for a in structs:
         a.calc = None
     rng = np.random.default_rng(args.seed)

@@ -36,6 +36,14 @@ def read_inputs(inputs: Sequence[str], reference_energies: dict | None = None,
             from hdnnp.labelling import load_labelled
 
             ds = load_labelled(p)
+        elif p.is_file() and p.name.lower().endswith(tuple(f".xyz{c}" for c in _COMPRESSED)
+                                                     + tuple(f".extxyz{c}" for c in _COMPRESSED)):
+            from hdnnp.bundled import read_compressed_extxyz
+
+            frames = read_compressed_extxyz(p)
+            for k, a in enumerate(frames):
+                a.info.setdefault("source", f"{p}@{k}")
+            ds = Dataset(frames, require_energy=False)
         else:
             from hdnnp.io import read_structures
 

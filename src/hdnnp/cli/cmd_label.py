@@ -49,8 +49,8 @@ def register(sub) -> None:
 def run(args) -> int:
     import json
 
+    from hdnnp.cli.cmd_data import read_inputs
     from hdnnp.errors import HdnnpError
-    from hdnnp.io import read_structures
     from hdnnp.labelling import label, load_labelled
     from hdnnp.reference import ReferenceSettings
 
@@ -62,7 +62,7 @@ def run(args) -> int:
                                  electronic_temperature=args.electronic_temperature,
                                  accuracy=args.accuracy, max_iterations=args.max_iterations,
                                  mixer_damping=args.mixer_damping, calculator_kwargs=kwargs)
-    structs = read_structures(args.inputs)
+    structs = read_inputs(args.inputs).structures
     for a in structs:
         a.calc = None
     summary = label(structs, args.output, settings, workers=args.workers,

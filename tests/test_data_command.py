@@ -1,0 +1,146 @@
+"""``hdnnp data`` and the bundled data sets."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from hdnnp import structures as st
+from hdnnp.bundled import bundled_metadata, list_bundled_datasets, load_bundled_dataset
+from hdnnp.cli import main
+from hdnnp.errors import HdnnpError
+
+
+@pytest.fixture
+def labelled_file(tmp_path):
+    """Six labelled H2 structures with known energies (E = −28 + 10 (r − 0.75)² eV)."""
+    from hdnnp.io import write_structures
+
+    frames = []
+    for k, r in enumerate(np.linspace(0.65, 0.9, 6)):
+        a = st.h2(r)
+        a.pbc = True
+        e = -28.0 + 10.0 * (r - 0.75) ** 2
+        a.calc = SinglePointCalculator(a, energy=e, forces=np.zeros((2, 3)))
+        a.info["temperature_K"] = 300.0 if k % 2 == 0 else 1000.0
+        frames.append(a)
+    path = tmp_path / "h2.extxyz"
+    write_structures(path, frames)
+    return path
+
+
+def test_bundled_graphene_sets_exist_and_load():
+    names = list_bundled_datasets()
+    assert {"graphene-A", "graphene-B"} <= set(names)
+    for name in ("graphene-A", "graphene-B"):
+        meta = bundled_metadata(name)
+        ds = load_bundled_dataset(name)
+        assert len(ds) == meta["structures"] >= 400
+        assert ds.reference_energies == meta["reference_energies"]
+        assert set(ds.reference_energies) == {"C"}
+        assert meta["method"] == "GFN1-xTB" and meta["commands"]
+        assert ds.has_forces.all() and ds[0].get_forces().shape == (72, 3)
+        e = ds.cohesive_energies()
+        assert e.min() == pytest.approx(meta["energy_per_atom"]["min"])
+        assert e.max() == pytest.approx(meta["energy_per_atom"]["max"])
+    a, b = load_bundled_dataset("graphene-A"), load_bundled_dataset("graphene-B")
+    # data set B reaches much higher energies (scaled ±10 %) than MD-only data set A
+    assert np.ptp(b.cohesive_energies()) > 3 * np.ptp(a.cohesive_energies())
+    kinds = [s.info["augmentation"] for s in b]
+    assert kinds.count("scale") == round(0.8 * len(b))
+    temps = {s.info["temperature_K"] for s in a}
+    assert temps == {300.0, 500.0, 750.0, 1000.0}
+    with pytest.raises(HdnnpError, match="no bundled data set"):
+        load_bundled_dataset("unobtainium-Z")
+
+
+def test_data_list_and_summary(labelled_file, tmp_path, capsys):
+    assert main(["data", "list"]) == 0
+    assert "graphene-A" in capsys.readouterr().out
+    png = tmp_path / "hist.png"
+    assert main(["data", "summary", str(labelled_file), "--json", "--plot", str(png)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    s = out[str(labelled_file)]
+    assert s["structures"] == 6 and s["atoms"] == 12
+    assert s["energy_per_atom"]["min"] == pytest.approx(-14.0)           # r = 0.75 Å
+    assert s["energy_per_atom"]["max"] == pytest.approx((-28 + 10 * 0.15**2) / 2)
+    assert png.stat().st_size > 1000
+
+
+def test_data_export_merge_select_split(labelled_file, tmp_path, capsys):
+    from hdnnp.io import read_structures
+
+    xz = tmp_path / "h2.extxyz.xz"
+    assert main(["data", "export", str(labelled_file), "-o", str(xz)]) == 0
+    back = read_structures(xz)
+    assert len(back) == 6 and back[2].get_potential_energy() == pytest.approx(
+        read_structures(labelled_file)[2].get_potential_energy())
+    xsf = tmp_path / "xsf"
+    assert main(["data", "export", str(labelled_file), "-o", str(xsf), "--format", "xsf"]) == 0
+    assert len(list(xsf.glob("*.xsf"))) == 6
+    merged = tmp_path / "merged.extxyz"
+    assert main(["data", "merge", str(labelled_file), str(xz), "-o", str(merged)]) == 0
+    assert len(read_structures(merged)) == 12
+    low = tmp_path / "low.extxyz"
+    assert main(["data", "select", str(labelled_file), "--max-energy", "0.03", "--relative",
+                 "-o", str(low)]) == 0
+    kept = read_structures(low)
+    assert all(a.get_potential_energy() / 2 <= -14.0 + 0.03 for a in kept) and len(kept) == 3
+    hot = tmp_path / "hot.extxyz"
+    assert main(["data", "select", str(labelled_file), "--where", "temperature_K=1000",
+                 "-o", str(hot)]) == 0
+    assert len(read_structures(hot)) == 3
+    tr, te = tmp_path / "train.extxyz", tmp_path / "test.extxyz"
+    assert main(["data", "split", str(labelled_file), "--test-fraction", "0.34", "-o", str(tr),
+                 str(te)]) == 0
+    assert len(read_structures(tr)) == 4 and len(read_structures(te)) == 2
+    capsys.readouterr()
+
+
+def test_export_n2p2(labelled_file, tmp_path):
+    pytest.importorskip("hdnnp.io.n2p2_data", reason="n2p2 input.data I/O not available yet")
+    from hdnnp.io import read_structures
+
+    out = tmp_path / "input.data"
+    assert main(["data", "export", str(labelled_file), "-o", str(out), "--format",
+                 "n2p2"]) == 0
+    back = read_structures(out, format="n2p2")
+    assert len(back) == 6
+    assert back[0].get_potential_energy() == pytest.approx(
+        read_structures(labelled_file)[0].get_potential_energy(), abs=1e-6)
+
+
+def test_malformed_file_is_one_line_error(tmp_path, capsys):
+    bad = tmp_path / "broken.extxyz"
+    bad.write_text("2\nLattice=\"1 0 0 0 1 0\" Properties=species:S:1:pos:R:3\nH 0 0 0\n")
+    assert main(["data", "summary", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hdnnp: error:") and "broken.extxyz" in err and err.count("\n") == 1
+    assert main(["data", "summary", str(tmp_path / "missing.xyz")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_build_sample_augment_commands(tmp_path, capsys):
+    from hdnnp.io import read_structures
+
+    g = tmp_path / "g.extxyz"
+    assert main(["build", "graphene", "--repeat", "3", "3", "1", "-o", str(g)]) == 0
+    assert "C18" in capsys.readouterr().out
+    assert main(["build", "--list"]) == 0
+    assert "brookite" in capsys.readouterr().out
+    aug = tmp_path / "aug.extxyz"
+    assert main(["augment", str(g), "--scale-grid", "-0.1", "0", "0.1", "--tilt", "0.05",
+                 "--rattle", "0.02", "--copies", "2", "-o", str(aug)]) == 0
+    assert len(read_structures(aug)) == 3 + 1 + 2
+    from hdnnp.forcefields import lammps_available
+
+    if lammps_available():
+        md = tmp_path / "md.extxyz"
+        assert main(["sample", str(g), "--temperatures", "300", "--snapshots", "2",
+                     "--timestep", "0.5", "--interval", "10", "--equilibration", "10",
+                     "--quiet", "-o", str(md)]) == 0
+        snaps = read_structures(md)
+        assert len(snaps) == 2 and snaps[0].info["sampler"] == "tersoff-bnc"
