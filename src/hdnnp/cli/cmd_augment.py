@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from hdnnp.cli import command_parser
 
 
 def register(sub) -> None:
     p = command_parser(
         sub, "augment", help="augment structures (scale, tilt, strain, rattle; sets A/B)",
-        description="Make augmented copies of structures (thesis §4.2.2, §4.3.1, §5.2; "
+        description=textwrap.fill(
+            "Make augmented copies of structures (thesis §4.2.2, §4.3.1, §5.2; "
                     "ænet's TiO2 recipe): scale lattice and coordinates by k random factors "
                     "from [-10 %, +10 %] per structure or by a fixed grid, volume-conserving "
                     "monoclinic tilt, uniaxial strain, random displacements.  Recipes: "
                     "'--recipe A' (MD snapshots only) and '--recipe B' (80 % scaled MD, 20 % "
                     "MD).  Sheets keep their cell height.  Several operations combine (their "
-                    "outputs are concatenated); --keep-original adds the inputs.",
+                    "outputs are concatenated); --keep-original adds the inputs.", 88),
         examples="  hdnnp augment md.xyz --scale-random 10 -o scaled.xyz\n"
                  "  hdnnp augment md.xyz --scale-grid -0.1 -0.05 0 0.05 0.1 -o grid.xyz\n"
                  "  hdnnp augment rutile.xyz --tilt 0.02 0.04 0.06 --uniaxial -0.05 0.05 "

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from hdnnp.cli import command_parser
 
 
 def register(sub) -> None:
     p = command_parser(
         sub, "build", help="build a thesis material (optionally relaxed)",
-        description="Build graphene, hBN, diamond, cBN, alpha-quartz, the 2D silica bilayer, "
+        description=textwrap.fill(
+            "Build graphene, hBN, diamond, cBN, alpha-quartz, the 2D silica bilayer, "
                     "TiO2 rutile/anatase/brookite or the H2 dimer from published lattice "
                     "parameters (sources in 'hdnnp build --list' and hdnnp.structures), as a "
                     "supercell of any size.  Sheets have a fixed 20 A cell height.  With "
                     "--relax the positions and cell (in-plane for sheets) are relaxed with a "
-                    "reference method, a force field or any ASE calculator.",
+                    "reference method, a force field or any ASE calculator.", 88),
         examples="  hdnnp build --list\n"
                  "  hdnnp build graphene --repeat 6 6 1 -o graphene.xyz\n"
                  "  hdnnp build graphene --repeat 6 6 1 --relax GFN1-xTB -o graphene.xyz\n"

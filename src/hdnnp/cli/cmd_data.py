@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import lzma
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -113,11 +114,12 @@ def dataset_summary(ds) -> dict:
 def register(sub) -> None:
     p = command_parser(
         sub, "data", help="summarise, plot, export, merge, select or split data sets",
-        description="Work with labelled data sets.  INPUT is a structure file (extxyz, "
+        description=textwrap.fill(
+            "Work with labelled data sets.  INPUT is a structure file (extxyz, "
                     "XSF, archive of XSF, n2p2 input.data), a labelling database (.db) or "
                     "the name of a bundled data set (see 'hdnnp data list').  Energies per "
                     "atom are cohesive energies E_coh/N = (E - sum_Z N_Z E_Z)/N (thesis eq. "
-                    "4.3) when reference energies are known, else total energies.",
+                    "4.3) when reference energies are known, else total energies.", 88),
         examples="  hdnnp data list\n"
                  "  hdnnp data summary graphene-A graphene-B --plot energies.png\n"
                  "  hdnnp data summary labels.db --json\n"

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from hdnnp.cli import command_parser
 
 
 def register(sub) -> None:
     p = command_parser(
         sub, "label", help="label structures with the reference method (resumable)",
-        description="Compute reference energies and forces (tblite GFN1-xTB by default; "
+        description=textwrap.fill(
+            "Compute reference energies and forces (tblite GFN1-xTB by default; "
                     "GFN2-xTB or any ASE calculator) for every input structure and write "
                     "each result to an ASE database as it finishes (SQLite file, or a "
                     "postgresql:// URL).  Re-running the same command after an interruption "
                     "(even kill -9) labels only what is missing; every structure is labelled "
                     "exactly once.  Failed SCFs are recorded with their error and counted.  "
                     "Isolated-atom energies (same method and settings) are stored with the "
-                    "job as reference energies.",
+                    "job as reference energies.", 88),
         examples="  hdnnp label md.xyz -o labels.db\n"
                  "  hdnnp label md.xyz -o labels.db --workers 2\n"
                  "  hdnnp label md.xyz -o labels.db --method GFN2-xTB "

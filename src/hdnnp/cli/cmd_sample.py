@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from hdnnp.cli import command_parser
 
 
 def register(sub) -> None:
     p = command_parser(
         sub, "sample", help="NVT MD snapshots at several temperatures",
-        description="Run NVT molecular dynamics of a structure at each temperature and keep "
+        description=textwrap.fill(
+            "Run NVT molecular dynamics of a structure at each temperature and keep "
                     "one snapshot per interval after discarding the equilibration (thesis "
                     "§3.1: 300, 500, 750, 1000 K, 0.273 fs steps, one snapshot every 273 fs). "
                     "The sampler may differ from the reference method (thesis §6.1): a "
@@ -16,7 +19,7 @@ def register(sub) -> None:
                     "force field), the reference itself (GFN1-xTB), any ASE calculator "
                     "('ase:NAME') or a trained potential ('hdnnp:model.json').  "
                     "--compress samples at high pressure in a fixed compressed cell (thesis "
-                    "§5.1.1: 0.045).",
+                    "§5.1.1: 0.045).", 88),
         examples="  hdnnp sample graphene.xyz --snapshots 125 -o graphene-md.xyz\n"
                  "  hdnnp sample graphene --repeat 6 6 1 --sampler lcbop -o md.xyz\n"
                  "  hdnnp sample silica-bilayer --repeat 3 3 1 --compress 0.045 -o hp.xyz\n"
