@@ -93,35 +93,37 @@ class CutoffFunction:
             raise HdnnpError(f"inner cutoff parameter alpha must be in [0, 1), got {self.alpha}")
 
     def __call__(self, r: torch.Tensor) -> torch.Tensor:
-        """Evaluate :math:`f_c(r)` elementwise."""
+        """Evaluate :math:`f_c(r)` elementwise.
+
+        Types with :math:`f(0) = 1`, :math:`f(1) = 0` and vanishing slope at both ends
+        (cos, poly1-4, and tanh³ at :math:`r_c`) are evaluated on the argument clamped to
+        its active range, which gives the exact piecewise definition and its derivative
+        with fewer operations than masking.
+        """
         rc = self.rc
-        inside = r < rc
         if self.kind in ("tanhu", "tanh"):
-            rs = torch.where(inside, r, torch.zeros_like(r))
-            t = torch.tanh(1.0 - rs / rc)
+            t = torch.tanh((1.0 - r / rc).clamp_min(0.0))
             f = t * t * t
-            if self.kind == "tanh":
-                f = _TANH_PRE * f
-            return torch.where(inside, f, torch.zeros_like(r))
+            return _TANH_PRE * f if self.kind == "tanh" else f
         if self.kind == "hard":
-            return torch.where(inside, torch.ones_like(r), torch.zeros_like(r))
+            return torch.where(r < rc, torch.ones_like(r), torch.zeros_like(r))
         rci = self.alpha * rc
-        active = inside & (r >= rci)
-        mid = 0.5 * (rci + rc)
-        rs = torch.where(active, r, torch.full_like(r, mid))
-        x = (rs - rci) / (rc - rci)
-        if self.kind == "cos":
-            f = 0.5 * (torch.cos(math.pi * x) + 1.0)
-        elif self.kind == "exp":
+        if self.kind == "exp":
+            inside = r < rc
+            active = inside & (r >= rci)
+            rs = torch.where(active, r, torch.full_like(r, 0.5 * (rci + rc)))
+            x = (rs - rci) / (rc - rci)
             # 1 - x^2 can round to 0 just below r_c: guard the division (f -> 0 there)
             t = 1.0 - x * x
             pos = t > 0.0
             f = torch.where(pos, torch.exp(1.0 - 1.0 / torch.where(pos, t, torch.ones_like(t))),
                             torch.zeros_like(t))
-        else:
-            f = _poly(self.kind, x)
-        outer = torch.where(inside, torch.ones_like(r), torch.zeros_like(r))
-        return torch.where(active, f, outer)
+            outer = torch.where(inside, torch.ones_like(r), torch.zeros_like(r))
+            return torch.where(active, f, outer)
+        x = ((r - rci) / (rc - rci)).clamp(0.0, 1.0)
+        if self.kind == "cos":
+            return 0.5 * (torch.cos(math.pi * x) + 1.0)
+        return _poly(self.kind, x)
 
     def to_config(self) -> dict:
         return {"kind": self.kind, "rc": float(self.rc), "alpha": float(self.alpha)}
