@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from hdnnp.cli import command_parser
 
 EXAMPLES = """\
@@ -41,8 +43,10 @@ def lammps_snippet(model, outdir: str, length_unit: str, energy_unit: str) -> st
     elements = sorted(model.elements, key=lambda e: atomic_numbers[e])
     cflength = 1.0 / length_factor(length_unit)
     cfenergy = 1.0 / energy_factor(energy_unit)
+    # n2p2 refuses a pair cutoff below its largest symmetry-function cutoff: round up
+    cutoff = math.ceil(model.cutoff * 1e4 - 1e-9) / 1e4
     return (f"units metal\n"
-            f"pair_style hdnnp {model.cutoff:.6g} dir \"{outdir}\" showew no showewsum 100 "
+            f"pair_style hdnnp {cutoff:g} dir \"{outdir}\" showew no showewsum 100 "
             f"resetew yes maxew 1000 cflength {cflength:.10g} cfenergy {cfenergy:.10g}\n"
             f"pair_coeff * * {' '.join(elements)}   # LAMMPS atom types 1..{len(elements)}")
 
