@@ -9,9 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from ase.build import bulk
-from ase.calculators.emt import EMT
-from ase.calculators.singlepoint import SinglePointCalculator
 
 from hdnnp.cli import main
 from hdnnp.descriptors import BehlerParrinello, Chebyshev
@@ -22,32 +19,10 @@ from hdnnp.model import AtomicNetwork, NeuralNetworkPotential
 from hdnnp.n2p2 import export_n2p2_potential, load_n2p2_potential, read_input_nn
 from hdnnp.neighbours import build_batch
 from hdnnp.potential import load_potential, save_potential
+from test_n2p2_functions import _single_thread  # noqa: F401 (autouse fixture)
+from test_training import emt_structures
 
 WATER = Path(__file__).parents[1].parent / "shared" / "data" / "n2p2" / "H2O_RPBE-D3"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def emt_structures(n=10, seed=0):
-    rng = np.random.default_rng(seed)
-    out = []
-    for k in range(n):
-        atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1, 1))
-        atoms.set_chemical_symbols(np.where(rng.random(len(atoms)) < 0.3, "Al", "Cu"))
-        atoms.set_cell(atoms.cell.array * (1 + rng.uniform(-0.04, 0.04)), scale_atoms=True)
-        atoms.rattle(0.08, seed=int(rng.integers(1 << 30)))
-        atoms.calc = EMT()
-        e, f = atoms.get_potential_energy(), atoms.get_forces()
-        atoms.calc = SinglePointCalculator(atoms, energy=e, forces=f)
-        atoms.info["source"] = f"emt-{k}"
-        out.append(atoms)
-    return out
 
 
 N2P2_FUNCTIONS = [

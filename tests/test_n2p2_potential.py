@@ -17,16 +17,7 @@ from hdnnp.errors import HdnnpError, InputFileError, PotentialFileError
 from hdnnp.n2p2 import load_n2p2_potential
 from hdnnp.neighbours import build_batch
 from hdnnp.units import BOHR, HARTREE
-from test_n2p2_functions import NP_ACT, np_sf
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
+from test_n2p2_functions import NP_ACT, _single_thread, np_sf  # noqa: F401 (fixture)
 
 # symmetry functions in the file's units (Bohr), deliberately not in n2p2's order
 SFS = [

@@ -20,18 +20,10 @@ from hdnnp.n2p2 import load_n2p2_potential
 from hdnnp.neighbours import build_batch
 from hdnnp.potential import load_potential
 from hdnnp.units import BOHR, HARTREE
+from test_n2p2_functions import _single_thread  # noqa: F401 (autouse fixture)
 
 WATER = Path(__file__).parents[1].parent / "shared" / "data" / "n2p2" / "H2O_RPBE-D3"
 E_1080_HARTREE = -2.7564547347815904e04
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One torch thread: on a shared, busy machine a second thread mostly waits."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

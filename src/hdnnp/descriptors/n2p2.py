@@ -85,7 +85,7 @@ from hdnnp.descriptors.base import (
     PairGeometry,
     RadialGroup,
 )
-from hdnnp.descriptors.cutoffs import N2P2_CUTOFF_TYPES, CutoffFunction
+from hdnnp.descriptors.cutoffs import N2P2_CUTOFF_TYPES, CutoffFunction, _poly
 from hdnnp.errors import HdnnpError
 
 #: Parameters of each n2p2 symmetry-function type, in the order of an n2p2
@@ -250,20 +250,14 @@ class _ParamCache:
 
 
 def _core(subtype: str, x: torch.Tensor) -> torch.Tensor:
-    """Core function g(x) of a compact function for 0 <= x < 1 (see module docstring)."""
+    """Core function g(x) of a compact function for 0 <= x < 1 (see module docstring):
+    the polynomials of cutoff types 5-8 or e^{1 - 1/(1 - x^2)}."""
     if subtype.endswith("a"):
         x = (2.0 - x) * x
         subtype = subtype[:-1]
-    if subtype == "p1":
-        return (2.0 * x - 3.0) * x * x + 1.0
-    if subtype == "p2":
-        return ((15.0 - 6.0 * x) * x - 10.0) * x**3 + 1.0
-    if subtype == "p3":
-        return (x * (x * (20.0 * x - 70.0) + 84.0) - 35.0) * x**4 + 1.0
-    if subtype == "p4":
-        return (x * (x * ((315.0 - 70.0 * x) * x - 540.0) + 420.0) - 126.0) * x**5 + 1.0
-    # "e": e^{1 - 1/(1 - x^2)}, evaluated only for x < 1
-    return math.e * torch.exp(1.0 / (x * x - 1.0))
+    if subtype.startswith("p"):
+        return _poly(f"poly{subtype[1]}", x)
+    return math.e * torch.exp(1.0 / (x * x - 1.0))  # "e", evaluated only for x < 1
 
 
 def compact_function(x: torch.Tensor, left: torch.Tensor, right: torch.Tensor,

@@ -99,23 +99,20 @@ class N2P2Settings:
             raise self.error(f"required keyword {key!r} is missing")
         return self.entries[key][0][0]
 
-    def float_value(self, key: str, default: float | None = None) -> float | None:
+    def _first_field(self, key: str, parse, default):
         if key not in self.entries:
             return default
         text, line = self.entries[key][0]
         fields = text.split()
         if not fields:
             raise self.error(f"{key} needs a value", line=line)
-        return parse_float(fields[0], self.path, line, key)
+        return parse(fields[0], self.path, line, key)
+
+    def float_value(self, key: str, default: float | None = None) -> float | None:
+        return self._first_field(key, parse_float, default)
 
     def int_value(self, key: str, default: int | None = None) -> int | None:
-        if key not in self.entries:
-            return default
-        text, line = self.entries[key][0]
-        fields = text.split()
-        if not fields:
-            raise self.error(f"{key} needs a value", line=line)
-        return parse_int(fields[0], self.path, line, key)
+        return self._first_field(key, parse_int, default)
 
     # ------------------------------------------------------------- semantics
     def elements(self) -> list[str]:
