@@ -146,6 +146,7 @@ def make(material: str, workdir: Path, workers: int) -> None:
 
 
 def main() -> None:
+    sys.stdout.reconfigure(line_buffering=True)
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("materials", nargs="*", help=f"any of {', '.join(RECIPES)}")
