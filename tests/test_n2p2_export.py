@@ -145,6 +145,10 @@ def test_shared_water_potential_reexports_identically(tmp_path):
         assert_same_predictions(model, load_n2p2_potential(out), structures, rtol=1e-12)
     text = (tmp_path / "bohr" / "input.nn").read_text()
     assert "symfunction_short H 2 H 0.001" in text  # back in the original units
+    # and as an hdnnp potential file
+    save_potential(model, tmp_path / "water.json")
+    assert_same_predictions(model, load_potential(tmp_path / "water.json"), structures,
+                            rtol=1e-15)
 
 
 @pytest.mark.parametrize("case,match", [
