@@ -317,16 +317,6 @@ def test_symmetry_function_derivatives_match_finite_differences():
                                    atol=2e-7 * max(1.0, float(grad.abs().max())))
 
 
-def test_triplet_enumeration_matches_engine():
-    from hdnnp.descriptors.n2p2 import _unordered_pairs
-    from hdnnp.neighbours import triplet_pairs
-
-    centers = torch.tensor([0, 0, 0, 2, 2, 3, 5, 5, 5, 5])
-    a, b = _unordered_pairs(centers, 7)
-    ea, eb = triplet_pairs(centers, 7)
-    assert torch.equal(a, ea) and torch.equal(b, eb)
-
-
 def test_stored_pair_jacobian_agrees_with_autograd():
     """The engine's forward-mode Jacobian sees the same (filtered) triplets."""
     cases = [f for f in SF_CASES if f["type"] in (2, 3, 9, 12, 13, 20, 21, 22, 24)]

@@ -157,6 +157,26 @@ def build_batch(
     )
 
 
+def segments(reps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(segment index, position within the segment) for ``reps[s]`` entries per segment s.
+
+    The same as ``repeat_interleave(arange(len(reps)), reps)`` plus a local counter, built
+    with a scatter and a cumulative sum: torch's CPU ``repeat_interleave`` always runs
+    multi-threaded, which costs milliseconds per call on a busy machine.
+    """
+    device = reps.device
+    starts = torch.cumsum(reps, 0) - reps
+    total = int(reps.sum()) if reps.numel() else 0
+    if total == 0:
+        empty = torch.zeros(0, dtype=torch.long, device=device)
+        return empty, empty
+    nz = torch.nonzero(reps).squeeze(1)
+    marks = torch.zeros(total, dtype=torch.long, device=device)
+    marks[starts[nz]] = torch.diff(nz, prepend=nz.new_zeros(1))
+    seg = torch.cumsum(marks, 0)
+    return seg, torch.arange(total, device=device) - starts[seg]
+
+
 def triplet_pairs(centers: torch.Tensor, n_atoms: int) -> tuple[torch.Tensor, torch.Tensor]:
     """All unordered pairs (a, b), a < b, of list entries that share their centre atom.
 
@@ -164,16 +184,11 @@ def triplet_pairs(centers: torch.Tensor, n_atoms: int) -> tuple[torch.Tensor, to
     the triplet (i; j, k) is (centers[a]; neighbour of a, neighbour of b).  Built with
     vectorised index arithmetic (no Python loop over atoms).
     """
-    device = centers.device
-    n_pairs = centers.shape[0]
-    if n_pairs == 0:
-        empty = torch.zeros(0, dtype=torch.long, device=device)
+    if centers.numel() == 0:
+        empty = torch.zeros(0, dtype=torch.long, device=centers.device)
         return empty, empty
     counts = torch.bincount(centers, minlength=n_atoms)
     start = torch.cumsum(counts, 0) - counts
-    local = torch.arange(n_pairs, device=device) - start[centers]
-    partners = counts[centers] - 1 - local
-    a = torch.repeat_interleave(torch.arange(n_pairs, device=device), partners)
-    block_start = torch.cumsum(partners, 0) - partners
-    b = a + 1 + (torch.arange(a.shape[0], device=device) - block_start[a])
-    return a, b
+    local = torch.arange(centers.numel(), device=centers.device) - start[centers]
+    a, offset = segments(counts[centers] - 1 - local)
+    return a, a + 1 + offset

@@ -95,6 +95,44 @@ def triplet_geometry(
     return r_ij, r_ik, r_jk, cos
 
 
+def triplet_jacobian(fn: AngularFunction, d_ij: torch.Tensor, d_ik: torch.Tensor):
+    r"""Values ``[T, K]`` of an angular term and its derivatives with respect to the two
+    pair vectors, ``[T, K, 3]`` each.
+
+    The four partial derivatives of ``fn`` with respect to its scalar arguments
+    :math:`(r_{ij}, r_{ik}, r_{jk}, \cos\theta)` come from forward-mode automatic
+    differentiation (one ``jvp`` per argument, unit tangents); the geometry derivatives
+    are analytic:
+
+    .. math::
+
+        \frac{\partial r_{ij}}{\partial \mathbf d_{ij}} = \hat{\mathbf u}_{ij},\quad
+        \frac{\partial r_{jk}}{\partial \mathbf d_{ij}} = -\hat{\mathbf u}_{jk},\quad
+        \frac{\partial \cos\theta}{\partial \mathbf d_{ij}} =
+            \frac{\hat{\mathbf u}_{ik} - \cos\theta\,\hat{\mathbf u}_{ij}}{r_{ij}}
+
+    (and the same with j ↔ k, :math:`\partial r_{jk}/\partial \mathbf d_{ik} =
+    +\hat{\mathbf u}_{jk}`).
+    """
+    r_ij, r_ik, r_jk, cos = triplet_geometry(d_ij, d_ik)
+    args = (r_ij, r_ik, r_jk, cos)
+    vals = fn(*args)
+    ones, zeros = torch.ones_like(r_ij), torch.zeros_like(r_ij)
+    partial = []
+    for k in range(4):
+        tangents = tuple(ones if m == k else zeros for m in range(4))
+        partial.append(jvp(fn, args, tangents)[1].unsqueeze(-1))  # [T, K, 1]
+    u_ij = (d_ij / r_ij.unsqueeze(-1)).unsqueeze(1)
+    u_ik = (d_ik / r_ik.unsqueeze(-1)).unsqueeze(1)
+    u_jk = ((d_ik - d_ij) / r_jk.unsqueeze(-1)).unsqueeze(1)
+    c = cos.view(-1, 1, 1)
+    dcos_j = (u_ik - c * u_ij) / r_ij.view(-1, 1, 1)
+    dcos_k = (u_ij - c * u_ik) / r_ik.view(-1, 1, 1)
+    dj = partial[0] * u_ij - partial[2] * u_jk + partial[3] * dcos_j
+    dk = partial[1] * u_ik + partial[2] * u_jk + partial[3] * dcos_k
+    return vals, dj, dk
+
+
 @dataclass
 class GroupOutput:
     """Where a group's function values go: feature ``columns`` of the centre atom,
@@ -344,7 +382,9 @@ class Descriptor(torch.nn.Module):
             mask &= geom.neighbour_species == group.neighbour
         return torch.nonzero(mask).squeeze(1)
 
-    def _angular_selection(self, geom: PairGeometry, group: AngularGroup):
+    def angular_selection(self, geom: PairGeometry, group: AngularGroup):
+        """Pair-index lists (a, b) of the triplets of ``group`` (descriptors may override
+        this to enumerate triplets more cleverly, e.g. per element combination)."""
         a, b = geom.triplets(self.angular_cutoff)
         r = geom.distances.detach()
         mask = (geom.center_species[a] == group.center) & (r[a] < group.cutoff) & (
@@ -374,7 +414,7 @@ class Descriptor(torch.nn.Module):
         """(rows, columns, values) of every angular group output."""
         out = []
         for group in self.angular_groups:
-            a, b = self._angular_selection(geom, group)
+            a, b = self.angular_selection(geom, group)
             if a.numel() == 0:
                 continue
             vals = group.fn(*triplet_geometry(geom.vectors[a], geom.vectors[b]))
@@ -419,24 +459,10 @@ class Descriptor(torch.nn.Module):
                 acc.add_radial(pairs, cols, dvals * w)
 
         for group in self.angular_groups:
-            a, b = self._angular_selection(geom, group)
+            a, b = self.angular_selection(geom, group)
             if a.numel() == 0:
                 continue
-            d_ij, d_ik = vectors[a], vectors[b]
-
-            def fn(x, y, group=group):
-                return group.fn(*triplet_geometry(x, y))
-
-            vals = fn(d_ij, d_ik)
-            zeros = torch.zeros_like(d_ij)
-            grads_j, grads_k = [], []
-            for c in range(3):
-                e = torch.zeros_like(d_ij)
-                e[:, c] = 1.0
-                grads_j.append(jvp(fn, (d_ij, d_ik), (e, zeros))[1])
-                grads_k.append(jvp(fn, (d_ij, d_ik), (zeros, e))[1])
-            dj = torch.stack(grads_j, -1)  # [T, K, 3]
-            dk = torch.stack(grads_k, -1)
+            vals, dj, dk = triplet_jacobian(group.fn, vectors[a], vectors[b])
             sa, sb = geom.neighbour_species[a], geom.neighbour_species[b]
             rows = geom.centers[a]
             for o in group.outputs:

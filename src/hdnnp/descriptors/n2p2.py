@@ -87,6 +87,7 @@ from hdnnp.descriptors.base import (
 )
 from hdnnp.descriptors.cutoffs import N2P2_CUTOFF_TYPES, CutoffFunction, _poly
 from hdnnp.errors import HdnnpError
+from hdnnp.neighbours import segments, triplet_pairs
 
 #: Parameters of each n2p2 symmetry-function type, in the order of an n2p2
 #: ``symfunction_short`` line after the element symbols.
@@ -400,39 +401,6 @@ def _angular_compact_fn(kind: int, items: list[dict]):
     return fn, order
 
 
-def _segments(reps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(segment index, position within the segment) of ``reps[s]`` entries per segment s.
-
-    Equal to ``repeat_interleave(arange(len(reps)), reps)`` and a local counter, built
-    with a scatter and a cumulative sum: torch's CPU ``repeat_interleave`` always runs
-    multi-threaded, which costs milliseconds per call on a busy machine.
-    """
-    device = reps.device
-    starts = torch.cumsum(reps, 0) - reps
-    total = int(reps.sum()) if reps.numel() else 0
-    if total == 0:
-        empty = torch.zeros(0, dtype=torch.long, device=device)
-        return empty, empty
-    nz = torch.nonzero(reps).squeeze(1)
-    marks = torch.zeros(total, dtype=torch.long, device=device)
-    marks[starts[nz]] = torch.diff(nz, prepend=nz.new_zeros(1))
-    seg = torch.cumsum(marks, 0)
-    return seg, torch.arange(total, device=device) - starts[seg]
-
-
-def _unordered_pairs(centers: torch.Tensor, n_atoms: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """All pairs (a, b), a < b, of entries with the same (sorted) centre, as index lists;
-    the same result as :func:`hdnnp.neighbours.triplet_pairs`."""
-    if centers.numel() == 0:
-        empty = torch.zeros(0, dtype=torch.long, device=centers.device)
-        return empty, empty
-    counts = torch.bincount(centers, minlength=n_atoms)
-    start = torch.cumsum(counts, 0) - counts
-    local = torch.arange(centers.numel(), device=centers.device) - start[centers]
-    a, offset = _segments(counts[centers] - 1 - local)
-    return a, a + 1 + offset
-
-
 @register_descriptor
 class N2P2SymmetryFunctions(Descriptor):
     """Symmetry functions of n2p2/RuNNer (types 2, 3, 9, 12, 13, 20–25), lengths in Å.
@@ -526,12 +494,12 @@ class N2P2SymmetryFunctions(Descriptor):
                 group = AngularGroup(
                     center=center, neighbours=None if weighted else (neigh[0], neigh[1]),
                     cutoff=rc, fn=fn, outputs=[out])
-                # narrow types vanish unless r_jk < r_c: see _angular_selection
+                # narrow types vanish unless r_jk < r_c: see angular_selection
                 group.n2p2_narrow = t in (3, 13, 21, 24)
                 self.angular_groups.append(group)
 
     # --------------------------------------------------------------- selection
-    def _angular_selection(self, geom: PairGeometry, group: AngularGroup):
+    def angular_selection(self, geom: PairGeometry, group: AngularGroup):
         """Triplets (pair-index lists a, b) of ``group``: the triplets the engine's
         selection gives, minus those that contribute exactly zero to a narrow type
         (r_jk >= r_c, where f_c(r_jk) = 0 and C(r_jk) = 0 with zero derivative).
@@ -539,7 +507,7 @@ class N2P2SymmetryFunctions(Descriptor):
         Instead of filtering the list of all triplets once per group, the triplets of
         each (centre element, neighbour elements) combination are enumerated directly
         from the pairs of that combination (vectorised index arithmetic as in
-        :func:`hdnnp.neighbours.triplet_pairs`, see :func:`_segments`).
+        :func:`hdnnp.neighbours.triplet_pairs`, see :func:`hdnnp.neighbours.segments`).
         """
         with torch.no_grad():
             a, b = self._group_triplets(geom, group)
@@ -577,7 +545,7 @@ class N2P2SymmetryFunctions(Descriptor):
         if group.neighbours is None or group.neighbours[0] == group.neighbours[1]:
             pairs = subsets[group.center, None if group.neighbours is None
                             else group.neighbours[0]]
-            ia, ib = _unordered_pairs(geom.centers[pairs], n_atoms)
+            ia, ib = triplet_pairs(geom.centers[pairs], n_atoms)
             return pairs[ia], pairs[ib]
         px = subsets[group.center, group.neighbours[0]]
         py = subsets[group.center, group.neighbours[1]]
@@ -587,7 +555,7 @@ class N2P2SymmetryFunctions(Descriptor):
         cx = geom.centers[px]
         count_y = torch.bincount(geom.centers[py], minlength=n_atoms)
         start_y = torch.cumsum(count_y, 0) - count_y
-        ia, local = _segments(count_y[cx])
+        ia, local = segments(count_y[cx])
         return px[ia], py[start_y[cx][ia] + local]
 
     @staticmethod
