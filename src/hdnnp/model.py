@@ -200,8 +200,13 @@ class NeuralNetworkPotential(nn.Module):
         return out
 
     # -------------------------------------------------------- extrapolation
-    def extrapolation_mask(self, features: torch.Tensor, species: torch.Tensor,
-                           tolerance: float = 1e-9) -> torch.Tensor:
+    #: A feature counts as extrapolating when it lies outside
+    #: [min - tol, max + tol] of the training data, tol = atol + rtol * max(1, |max - min|).
+    #: n2p2 potentials use n2p2's atol = 1000 machine epsilons and rtol = 0.
+    extrapolation_rtol: float = 1e-9
+    extrapolation_atol: float = 0.0
+
+    def extrapolation_mask(self, features: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
         """[N, F] mask of features outside the range seen in training (per element)."""
         mask = torch.zeros(features.shape, dtype=torch.bool, device=features.device)
         for k, e in enumerate(self.elements):
@@ -212,8 +217,8 @@ class NeuralNetworkPotential(nn.Module):
             f = features[idx, : net.n_inputs]
             lo = net.feature_min.to(f.dtype)
             hi = net.feature_max.to(f.dtype)
-            span = (hi - lo).abs().clamp_min(1.0)
-            bad = (f < lo - tolerance * span) | (f > hi + tolerance * span)
+            tol = self.extrapolation_atol + self.extrapolation_rtol * (hi - lo).abs().clamp_min(1.0)
+            bad = (f < lo - tol) | (f > hi + tol)
             mask[idx, : net.n_inputs] = bad
         return mask
 

@@ -24,6 +24,9 @@ def register(sub) -> None:
     p.add_argument("model", help="hdnnp potential file or n2p2 potential directory")
     p.add_argument("data", nargs="+", help="structure files, directories or archives")
     p.add_argument("--format", help="structure file format (default: from the name)")
+    p.add_argument("--length-unit", help="length unit of n2p2 input.data files (default: from "
+                   "an input.nn beside the file, else Å)")
+    p.add_argument("--energy-unit", help="energy unit of n2p2 input.data files")
     p.add_argument("-o", "--output", help="write structures with predicted energy/forces "
                    "(extxyz)")
     p.add_argument("--json", help="write metrics and per-structure energies as JSON")
@@ -39,14 +42,19 @@ def register(sub) -> None:
 def run(args) -> int:
     import torch
 
-    from hdnnp.io import read_structures
+    from hdnnp.io import guess_format, read_structures
     from hdnnp.potential import load_potential
     from hdnnp.predict import predict_structures, prediction_metrics
 
     model = load_potential(args.model)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = model.to(device=device, dtype=getattr(torch, args.dtype)).eval()
-    structures = read_structures(args.data, args.format)
+    structures = []
+    for path in args.data:
+        kw = {}
+        if (args.format or guess_format(path)) == "n2p2":
+            kw = {"length_unit": args.length_unit, "energy_unit": args.energy_unit}
+        structures += read_structures(path, args.format, **kw)
     pred = predict_structures(model, structures, forces=not args.no_forces,
                               stress=args.stress, batch_atoms=args.batch_atoms,
                               progress=not args.quiet)

@@ -35,6 +35,8 @@ def register(sub) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--test-data", nargs="+", help="separate test structures")
     g.add_argument("--format", help="structure file format (default: from the name)")
+    g.add_argument("--length-unit", help="length unit of n2p2 input.data files (e.g. bohr)")
+    g.add_argument("--energy-unit", help="energy unit of n2p2 input.data files (e.g. hartree)")
     g.add_argument("--reference-energies", help="isolated-atom energies, e.g. O=-432.5,Ti=-1604.6"
                    " (eV)")
     g.add_argument("--max-energy-above-min", type=float, help="drop structures more than this "
@@ -97,7 +99,9 @@ def config_from_args(args) -> dict:
     d, t, n = cfg["data"], cfg["training"], cfg["network"]
     if args.data:
         d["train"] = list(args.data)
-    for key, attr in (("format", "format"), ("max_energy_above_min", "max_energy_above_min"),
+    for key, attr in (("format", "format"), ("length_unit", "length_unit"),
+                      ("energy_unit", "energy_unit"),
+                      ("max_energy_above_min", "max_energy_above_min"),
                       ("max_energy_per_atom", "max_energy_per_atom"),
                       ("n_structures", "n_structures"), ("test_fraction", "test_fraction"),
                       ("seed", "data_seed")):

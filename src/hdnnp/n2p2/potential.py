@@ -308,6 +308,10 @@ def load_n2p2_potential(path: str | Path, length_unit: str | float | None = None
                  "cutoff_type": cutoff_type, "cutoff_alpha": alpha},
         "training": {},
     }
+    # n2p2 (Element::updateSymmetryFunctionStatistics) counts a value as extrapolating
+    # when it lies more than 1000 machine epsilons outside [Gmin, Gmax]
+    model.extrapolation_rtol = 0.0
+    model.extrapolation_atol = 1000.0 * float(np.finfo(np.float64).eps)
     return model.double()
 
 

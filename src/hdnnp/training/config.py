@@ -48,6 +48,10 @@ class DataConfig:
     test: list[str] = field(default_factory=list)
     #: file format (None: guess from the name)
     format: str | None = None
+    #: units of n2p2 input.data files without an input.nn beside them (e.g. bohr,
+    #: hartree); other formats are read in Å and eV
+    length_unit: str | None = None
+    energy_unit: str | None = None
     #: isolated-atom energies (eV) per element; default: those stored with the data set
     reference_energies: dict[str, float] | None = None
     #: drop structures whose cohesive energy per atom exceeds this (eV/atom)

@@ -50,16 +50,24 @@ FORCE_KEYS = ("force_mae_meV_per_A", "force_rmse_meV_per_A")
 
 
 # --------------------------------------------------------------------------- data
-def load_dataset(paths, fmt=None) -> Dataset:
-    """Read structures from files or ``bundled:NAME`` entries into one data set."""
+def load_dataset(paths, fmt=None, length_unit=None, energy_unit=None) -> Dataset:
+    """Read structures from files or ``bundled:NAME`` entries into one data set.
+
+    ``length_unit``/``energy_unit`` apply to n2p2 ``input.data`` files.
+    """
+    from hdnnp.io import guess_format
+
     parts = []
     for p in paths:
         if str(p).startswith("bundled:"):
             from hdnnp.bundled import load_bundled_dataset
 
             parts.append(load_bundled_dataset(str(p).split(":", 1)[1]))
-        else:
-            parts.append(Dataset.from_files(p, fmt))
+            continue
+        kw = {}
+        if (fmt or guess_format(p)) == "n2p2":
+            kw = {"length_unit": length_unit, "energy_unit": energy_unit}
+        parts.append(Dataset.from_files(p, fmt, **kw))
     if not parts:
         raise HdnnpError("no training data given (data.train is empty)")
     ds = parts[0]
@@ -71,7 +79,7 @@ def load_dataset(paths, fmt=None) -> Dataset:
 def prepare_data(cfg: TrainConfig) -> tuple[Dataset, Dataset, dict]:
     """Training and test sets after filtering, sampling and splitting, plus a summary."""
     dc = cfg.data
-    ds = load_dataset(dc.train, dc.format)
+    ds = load_dataset(dc.train, dc.format, dc.length_unit, dc.energy_unit)
     if dc.reference_energies is not None:
         ds.reference_energies = {k: float(v) for k, v in dc.reference_energies.items()}
     missing = [e for e in ds.elements if e not in ds.reference_energies]
@@ -87,7 +95,7 @@ def prepare_data(cfg: TrainConfig) -> tuple[Dataset, Dataset, dict]:
     if dc.n_structures is not None:
         ds = ds.sample(dc.n_structures, seed=dc.seed)
     if dc.test:
-        test = load_dataset(dc.test, dc.format)
+        test = load_dataset(dc.test, dc.format, dc.length_unit, dc.energy_unit)
         test.reference_energies = dict(ds.reference_energies)
         train = ds
     else:
