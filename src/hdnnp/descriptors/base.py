@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import torch
 from torch.func import jvp
 
-from hdnnp.neighbours import StructureBatch, triplet_pairs
+from hdnnp.neighbours import StructureBatch, segments, triplet_pairs
 
 RadialFunction = Callable[[torch.Tensor], torch.Tensor]
 AngularFunction = Callable[
@@ -67,21 +67,57 @@ class PairGeometry:
         self.center_species = batch.species[batch.centers]
         self.neighbour_species = batch.species[batch.neighbours]
         self.n_atoms = batch.n_total_atoms
-        self._triplets: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
+        #: per-geometry cache for index lists (descriptors may store their own entries)
+        self.cache: dict = {}
 
     @property
     def n_pairs(self) -> int:
         return int(self.vectors.shape[0])
 
-    def triplets(self, cutoff: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pair-index lists (a, b) of all triplets with both legs shorter than ``cutoff``."""
-        key = float(cutoff)
-        if key not in self._triplets:
+    def pair_subsets(self, cutoff: float) -> dict:
+        """Pair indices (in list order) shorter than ``cutoff`` for every centre element c
+        and neighbour element x: keys ``(c, x)``, and ``(c, None)`` for all neighbours."""
+        key = ("pairs", float(cutoff))
+        if key not in self.cache:
             with torch.no_grad():
-                inside = torch.nonzero(self.distances < cutoff).squeeze(1)
-                a, b = triplet_pairs(self.centers[inside], self.n_atoms)
-                self._triplets[key] = (inside[a], inside[b])
-        return self._triplets[key]
+                inside = self.distances.detach() < cutoff
+                n_species = int(self.batch.species.max()) + 1 if self.n_atoms else 0
+                subsets = {}
+                for c in range(n_species):
+                    is_c = inside & (self.center_species == c)
+                    subsets[c, None] = torch.nonzero(is_c).squeeze(1)
+                    for x in range(n_species):
+                        subsets[c, x] = torch.nonzero(
+                            is_c & (self.neighbour_species == x)).squeeze(1)
+            self.cache[key] = subsets
+        return self.cache[key]
+
+    def triplets(self, center: int, neighbours: tuple[int, int] | None, cutoff: float
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pair-index lists (a, b) of the triplets (i; j, k) with centre element
+        ``center``, neighbour elements ``neighbours`` (unordered; ``None``: any) and both
+        legs shorter than ``cutoff``; every unordered pair of list entries once.
+
+        The triplets of each element combination are enumerated directly from the pairs
+        of that combination (vectorised index arithmetic, no Python loop over atoms).
+        """
+        subsets = self.pair_subsets(cutoff)
+        empty = torch.zeros(0, dtype=torch.long, device=self.vectors.device)
+        if (center, None) not in subsets:
+            return empty, empty
+        with torch.no_grad():
+            if neighbours is None or neighbours[0] == neighbours[1]:
+                pairs = subsets[center, None if neighbours is None else neighbours[0]]
+                ia, ib = triplet_pairs(self.centers[pairs], self.n_atoms)
+                return pairs[ia], pairs[ib]
+            px, py = subsets[center, neighbours[0]], subsets[center, neighbours[1]]
+            if px.numel() == 0 or py.numel() == 0:
+                return empty, empty
+            cx = self.centers[px]
+            count_y = torch.bincount(self.centers[py], minlength=self.n_atoms)
+            start_y = torch.cumsum(count_y, 0) - count_y
+            ia, local = segments(count_y[cx])
+            return px[ia], py[start_y[cx][ia] + local]
 
 
 def triplet_geometry(
@@ -384,17 +420,8 @@ class Descriptor(torch.nn.Module):
 
     def angular_selection(self, geom: PairGeometry, group: AngularGroup):
         """Pair-index lists (a, b) of the triplets of ``group`` (descriptors may override
-        this to enumerate triplets more cleverly, e.g. per element combination)."""
-        a, b = geom.triplets(self.angular_cutoff)
-        r = geom.distances.detach()
-        mask = (geom.center_species[a] == group.center) & (r[a] < group.cutoff) & (
-            r[b] < group.cutoff)
-        if group.neighbours is not None:
-            sa, sb = geom.neighbour_species[a], geom.neighbour_species[b]
-            x, y = group.neighbours
-            mask &= ((sa == x) & (sb == y)) | ((sa == y) & (sb == x))
-        sel = torch.nonzero(mask).squeeze(1)
-        return a[sel], b[sel]
+        this, e.g. to drop triplets whose terms vanish)."""
+        return geom.triplets(group.center, group.neighbours, group.cutoff)
 
     def _radial_contributions(self, geom: PairGeometry):
         """(rows, columns, values) of every radial group output."""

@@ -69,7 +69,6 @@ Gaussians and the distinct angular factors are computed once and shared.
 from __future__ import annotations
 
 import math
-import weakref
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -87,7 +86,6 @@ from hdnnp.descriptors.base import (
 )
 from hdnnp.descriptors.cutoffs import N2P2_CUTOFF_TYPES, CutoffFunction, _poly
 from hdnnp.errors import HdnnpError
-from hdnnp.neighbours import segments, triplet_pairs
 
 #: Parameters of each n2p2 symmetry-function type, in the order of an n2p2
 #: ``symfunction_short`` line after the element symbols.
@@ -443,7 +441,6 @@ class N2P2SymmetryFunctions(Descriptor):
         z = torch.tensor([float(atomic_numbers[e]) for e in self.elements], dtype=torch.float64)
         self._z_radial = z
         self._z_angular = z.unsqueeze(1) * z.unsqueeze(0)
-        self._triplet_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._build_groups()
 
     # ------------------------------------------------------------------ groups
@@ -503,60 +500,20 @@ class N2P2SymmetryFunctions(Descriptor):
         """Triplets (pair-index lists a, b) of ``group``: the triplets the engine's
         selection gives, minus those that contribute exactly zero to a narrow type
         (r_jk >= r_c, where f_c(r_jk) = 0 and C(r_jk) = 0 with zero derivative).
-
-        Instead of filtering the list of all triplets once per group, the triplets of
-        each (centre element, neighbour elements) combination are enumerated directly
-        from the pairs of that combination (vectorised index arithmetic as in
-        :func:`hdnnp.neighbours.triplet_pairs`, see :func:`hdnnp.neighbours.segments`).
         """
-        with torch.no_grad():
-            a, b = self._group_triplets(geom, group)
-            if getattr(group, "n2p2_narrow", False) and a.numel():
+        a, b = super().angular_selection(geom, group)
+        if getattr(group, "n2p2_narrow", False) and a.numel():
+            with torch.no_grad():
                 # single precision halves the memory traffic; the relative margin (30x the
                 # float32 error of r_jk^2) only keeps a few extra triplets whose terms are 0
-                cache = self._triplet_cache.setdefault(geom, {})
-                if "v32" not in cache:
-                    cache["v32"] = geom.vectors.detach().float()
-                v = cache["v32"]
+                if "v32" not in geom.cache:
+                    geom.cache["v32"] = geom.vectors.detach().float()
+                v = geom.cache["v32"]
                 d = torch.index_select(v, 0, b) - torch.index_select(v, 0, a)
                 keep = torch.nonzero((d * d).sum(-1) < group.cutoff**2 * (1.0 + 1e-5)
                                      ).squeeze(1)
                 a, b = a[keep], b[keep]
         return a, b
-
-    def _pair_subsets(self, geom: PairGeometry, cutoff: float) -> dict:
-        cache = self._triplet_cache.setdefault(geom, {})
-        key = ("pairs", float(cutoff))
-        if key not in cache:
-            inside = geom.distances.detach() < cutoff
-            subsets = {}
-            for c in range(len(self.elements)):
-                is_c = inside & (geom.center_species == c)
-                subsets[c, None] = torch.nonzero(is_c).squeeze(1)
-                for x in range(len(self.elements)):
-                    subsets[c, x] = torch.nonzero(is_c & (geom.neighbour_species == x)
-                                                  ).squeeze(1)
-            cache[key] = subsets
-        return cache[key]
-
-    def _group_triplets(self, geom: PairGeometry, group: AngularGroup):
-        subsets = self._pair_subsets(geom, group.cutoff)
-        n_atoms = geom.n_atoms
-        if group.neighbours is None or group.neighbours[0] == group.neighbours[1]:
-            pairs = subsets[group.center, None if group.neighbours is None
-                            else group.neighbours[0]]
-            ia, ib = triplet_pairs(geom.centers[pairs], n_atoms)
-            return pairs[ia], pairs[ib]
-        px = subsets[group.center, group.neighbours[0]]
-        py = subsets[group.center, group.neighbours[1]]
-        if px.numel() == 0 or py.numel() == 0:
-            empty = torch.zeros(0, dtype=torch.long, device=px.device)
-            return empty, empty
-        cx = geom.centers[px]
-        count_y = torch.bincount(geom.centers[py], minlength=n_atoms)
-        start_y = torch.cumsum(count_y, 0) - count_y
-        ia, local = segments(count_y[cx])
-        return px[ia], py[start_y[cx][ia] + local]
 
     @staticmethod
     def function_name(f: dict) -> str:
