@@ -57,6 +57,19 @@ def test_bundled_graphene_sets_exist_and_load():
         load_bundled_dataset("unobtainium-Z")
 
 
+def test_bundled_bulk_set():
+    """One bulk material ships too: diamond, 64-atom cells, MD only."""
+    assert "diamond-A" in list_bundled_datasets()
+    ds = load_bundled_dataset("diamond-A")
+    meta = bundled_metadata("diamond-A")
+    assert len(ds) == meta["structures"] >= 300 and set(ds.elements) == {"C"}
+    assert ds[0].get_forces().shape == (64, 3) and ds[0].pbc.all()
+    assert {s.info["temperature_K"] for s in ds} == {300.0, 500.0, 750.0, 1000.0}
+    assert ds.reference_energies == load_bundled_dataset("graphene-A").reference_energies
+    e = ds.cohesive_energies()
+    assert e.max() - e.min() < 0.3 and np.isfinite(e).all()
+
+
 def test_data_list_and_summary(labelled_file, tmp_path, capsys):
     assert main(["data", "list"]) == 0
     assert "graphene-A" in capsys.readouterr().out
