@@ -54,41 +54,15 @@ def bundled_metadata(name: str) -> dict:
     return json.loads((_data_dir() / f"{name}.json").read_text())
 
 
-def read_compressed_extxyz(path: str | Path) -> list:
-    """All frames of an xz/gz/bz2-compressed extxyz file.
-
-    Decompresses into memory first: ``ase.io.read`` on a compressed path re-reads the
-    stream for random access and takes minutes for a 4 MB file; this takes a second.
-    """
-    import bz2
-    import gzip
-    import io
-    import lzma
-
-    import ase.io
-
-    from hdnnp.errors import InputFileError
-
-    path = Path(path)
-    opener = {".xz": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}.get(path.suffix)
-    if opener is None:
-        raise HdnnpError(f"{path}: not a compressed file (.xz, .gz, .bz2)")
-    try:
-        with opener(path, "rt") as fh:
-            text = fh.read()
-        return ase.io.read(io.StringIO(text), index=":", format="extxyz")
-    except Exception as exc:  # lzma/gzip/ASE raise many types for broken files
-        raise InputFileError(path, f"cannot read compressed extxyz ({exc.__class__.__name__}: "
-                             f"{exc})") from None
-
-
 def load_bundled_dataset(name: str):
     """A bundled data set as :class:`hdnnp.data.Dataset`, with its ``reference_energies``."""
     from hdnnp.data import Dataset
 
     path = bundled_path(name)
     meta = bundled_metadata(name)
-    frames = read_compressed_extxyz(path)
+    from hdnnp.io import read_structures
+
+    frames = read_structures(path, "extxyz")
     for k, atoms in enumerate(frames):
         atoms.info.setdefault("source", f"{name}@{k}")
     return Dataset(frames, meta.get("reference_energies"))

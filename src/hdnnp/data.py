@@ -188,3 +188,31 @@ class Dataset:
                 "kind": "cohesive" if self.reference_energies else "total",
             },
         }
+
+
+def load_dataset(spec: str | Path, format: str | None = None, **read_options) -> Dataset:
+    """One data set from a file, directory, archive, labelling database or bundled set.
+
+    ``spec`` may be ``bundled:NAME`` (or a bare bundled name that is not a path), an
+    hdnnp labelling database (its isolated-atom energies become the reference
+    energies), or anything :func:`hdnnp.io.read_structures` reads (``read_options``
+    are passed to the reader, e.g. ``length_unit`` for n2p2 files).
+    """
+    from hdnnp.bundled import list_bundled_datasets, load_bundled_dataset
+
+    text = str(spec)
+    path = Path(text)
+    if text.startswith("bundled:"):
+        return load_bundled_dataset(text.split(":", 1)[1])
+    if not path.exists() and text in list_bundled_datasets():
+        return load_bundled_dataset(text)
+    if not path.exists() and not text.startswith(("postgresql://", "postgres://")):
+        raise HdnnpError(f"{text}: no such file, directory or bundled data set")
+    if path.suffix == ".db" or text.startswith(("postgresql://", "postgres://")):
+        from hdnnp.labelling import is_labelling_database, load_labelled
+
+        if is_labelling_database(text):
+            return load_labelled(text)
+    from hdnnp.io import read_structures
+
+    return Dataset(read_structures(path, format, **read_options), require_energy=False)

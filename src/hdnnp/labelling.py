@@ -341,6 +341,14 @@ def job_metadata(database: str | Path) -> dict:
     return dict(db.metadata.get("hdnnp_label_job", {}))
 
 
+def is_labelling_database(database: str | Path) -> bool:
+    """Whether ``database`` is an ASE database written by an hdnnp labelling job."""
+    try:
+        return bool(job_metadata(database))
+    except Exception:  # not a database, or one ASE cannot open
+        return False
+
+
 def load_labelled(database: str | Path, include_failed: bool = False):
     """The labelled structures of a database as a :class:`hdnnp.data.Dataset`.
 

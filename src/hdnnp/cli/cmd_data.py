@@ -8,9 +8,7 @@ name of a bundled data set (``hdnnp data list``).  The helpers :func:`read_input
 
 from __future__ import annotations
 
-import io
 import json
-import lzma
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,39 +16,16 @@ from pathlib import Path
 from hdnnp.cli import command_parser
 from hdnnp.errors import HdnnpError
 
-_COMPRESSED = (".xz", ".gz", ".bz2")
-
 
 # ------------------------------------------------------------------ shared helpers
 def read_inputs(inputs: Sequence[str], reference_energies: dict | None = None,
                 require_energy: bool = False):
     """Read files, labelling databases or bundled names into one ``Dataset``."""
-    from hdnnp.bundled import list_bundled_datasets, load_bundled_dataset
-    from hdnnp.data import Dataset
+    from hdnnp.data import load_dataset
 
     total = None
     for name in inputs:
-        p = Path(name)
-        if not p.exists() and name in list_bundled_datasets():
-            ds = load_bundled_dataset(name)
-        elif p.suffix == ".db" and p.is_file() and _is_label_db(p):
-            from hdnnp.labelling import load_labelled
-
-            ds = load_labelled(p)
-        elif p.is_file() and p.name.lower().endswith(tuple(f".xyz{c}" for c in _COMPRESSED)
-                                                     + tuple(f".extxyz{c}" for c in _COMPRESSED)):
-            from hdnnp.bundled import read_compressed_extxyz
-
-            frames = read_compressed_extxyz(p)
-            for k, a in enumerate(frames):
-                a.info.setdefault("source", f"{p}@{k}")
-            ds = Dataset(frames, require_energy=False)
-        else:
-            from hdnnp.io import read_structures
-
-            if not p.exists():
-                raise HdnnpError(f"{name}: no such file, directory or bundled data set")
-            ds = Dataset(read_structures(p), require_energy=False)
+        ds = load_dataset(name)
         if require_energy and (ds.energies != ds.energies).any():
             raise HdnnpError(f"{name}: contains structures without reference energy")
         total = ds if total is None else total + ds
@@ -61,43 +36,10 @@ def read_inputs(inputs: Sequence[str], reference_energies: dict | None = None,
     return total
 
 
-def _is_label_db(path: Path) -> bool:
-    from hdnnp.labelling import job_metadata
-
-    try:
-        return bool(job_metadata(path))
-    except Exception:
-        return False
-
-
 def write_output(path: str | Path, structures, format: str | None = None) -> None:
-    """Write structures atomically: extxyz (optionally .xz/.gz/.bz2-compressed), xsf, n2p2, db."""
-    path = Path(path)
-    name = path.name.lower()
-    if format in (None, "extxyz") and name.endswith(_COMPRESSED):
-        import ase.io
-
-        from hdnnp.fileio import atomic_write_bytes
-
-        buf = io.StringIO()
-        ase.io.write(buf, list(structures), format="extxyz")
-        data = buf.getvalue().encode()
-        if name.endswith(".xz"):
-            blob = lzma.compress(data, preset=9 | lzma.PRESET_EXTREME)
-        elif name.endswith(".gz"):
-            import gzip
-
-            blob = gzip.compress(data, mtime=0)
-        else:
-            import bz2
-
-            blob = bz2.compress(data)
-        atomic_write_bytes(path, blob)
-        return
+    """Write structures atomically (see :func:`hdnnp.io.write_structures`)."""
     from hdnnp.io import write_structures
 
-    if format == "xsf":
-        format = "xsf-dir"
     write_structures(path, list(structures), format=format)
 
 

@@ -11,7 +11,8 @@ xsf        one ænet XSF file (:mod:`hdnnp.io.xsf`)
 xsf-dir    a directory of ``*.xsf`` files
 archive    a ``.tar``, ``.tar.gz``/``.tgz``, ``.tar.bz2``, ``.tar.xz`` or ``.zip``
            archive of ``*.xsf`` files
-extxyz     extended XYZ (via ASE)
+extxyz     extended XYZ (via ASE); ``.xz``, ``.gz`` or ``.bz2``-compressed files are
+           (de)compressed in memory
 n2p2       n2p2/RuNNer ``input.data`` (:mod:`hdnnp.io.n2p2_data`)
 db         an ASE database (``.db``, SQLite)
 ase        anything else ASE can read
@@ -20,7 +21,10 @@ ase        anything else ASE can read
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
+import lzma
 import tarfile
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -32,6 +36,18 @@ from hdnnp.errors import HdnnpError, InputFileError
 from hdnnp.io.xsf import format_xsf, parse_xsf, read_xsf, write_xsf
 
 _ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".zip")
+#: single-file compression: suffix -> (decompress, compress)
+_COMPRESSION = {
+    ".xz": (lzma.decompress, lambda b: lzma.compress(b, preset=9 | lzma.PRESET_EXTREME)),
+    ".gz": (gzip.decompress, lambda b: gzip.compress(b, mtime=0)),
+    ".bz2": (bz2.decompress, bz2.compress),
+}
+
+
+def _compression(path: Path) -> str | None:
+    suffix = path.suffix.lower()
+    return suffix if suffix in _COMPRESSION and not path.name.lower().endswith(
+        _ARCHIVE_SUFFIXES) else None
 
 __all__ = ["format_xsf", "guess_format", "iter_structures", "parse_xsf", "read_structures",
            "read_xsf", "write_structures", "write_xsf"]
@@ -40,9 +56,11 @@ __all__ = ["format_xsf", "guess_format", "iter_structures", "parse_xsf", "read_s
 def guess_format(path: str | Path) -> str:
     """Guess the structure-file format from a path (see the module table)."""
     p = Path(path)
-    name = p.name.lower()
     if p.is_dir():
         return "xsf-dir"
+    name = p.name.lower()
+    if _compression(p):
+        name = name[: -len(p.suffix)]
     if name.endswith(_ARCHIVE_SUFFIXES):
         return "archive"
     if name.endswith(".xsf"):
@@ -107,8 +125,17 @@ def iter_structures(path: str | Path, format: str | None = None, **kwargs) -> It
     elif fmt in ("extxyz", "ase"):
         import ase.io
 
+        comp = _compression(path)
         try:
-            frames = ase.io.read(path, index=":", format="extxyz" if fmt == "extxyz" else None)
+            if comp:
+                # ase.io.read on a compressed path re-reads the stream for random access
+                # (minutes for a few MB); decompressing into memory takes a second
+                source = io.StringIO(_COMPRESSION[comp][0](path.read_bytes()).decode())
+                frames = ase.io.read(source, index=":", format="extxyz" if fmt == "extxyz"
+                                     else ase.io.formats.filetype(path.stem, read=False))
+            else:
+                frames = ase.io.read(path, index=":",
+                                     format="extxyz" if fmt == "extxyz" else None)
         except Exception as exc:  # ASE raises many exception types for bad files
             raise InputFileError(path, f"cannot read structures ({exc.__class__.__name__}: "
                                  f"{exc})") from None
@@ -132,9 +159,12 @@ def read_structures(paths: str | Path | Sequence[str | Path], format: str | None
 
 def write_structures(path: str | Path, structures: Sequence[Atoms], format: str | None = None,
                      **kwargs) -> None:
-    """Write structures: ``xsf-dir`` (one XSF per structure), ``extxyz``, ``n2p2`` or ``db``."""
+    """Write structures atomically: ``xsf-dir`` (one XSF per structure), ``xsf`` (one
+    structure), ``extxyz`` (optionally .xz/.gz/.bz2-compressed), ``n2p2`` or ``db``."""
     path = Path(path)
     fmt = format or ("xsf-dir" if path.suffix == "" else guess_format(path))
+    if fmt == "xsf" and len(structures) != 1:
+        fmt = "xsf-dir"
     if fmt in ("xsf-dir", "xsf"):
         if fmt == "xsf" and len(structures) == 1:
             write_xsf(path, structures[0])
@@ -146,10 +176,13 @@ def write_structures(path: str | Path, structures: Sequence[Atoms], format: str 
     elif fmt == "extxyz":
         import ase.io
 
-        from hdnnp.fileio import atomic_path
+        from hdnnp.fileio import atomic_write_bytes
 
-        with atomic_path(path) as tmp:
-            ase.io.write(tmp, list(structures), format="extxyz")
+        buf = io.StringIO()
+        ase.io.write(buf, list(structures), format="extxyz")
+        data = buf.getvalue().encode()
+        comp = _compression(path)
+        atomic_write_bytes(path, _COMPRESSION[comp][1](data) if comp else data)
     elif fmt == "n2p2":
         from hdnnp.io.n2p2_data import write_input_data
 

@@ -51,28 +51,28 @@ FORCE_KEYS = ("force_mae_meV_per_A", "force_rmse_meV_per_A")
 
 # --------------------------------------------------------------------------- data
 def load_dataset(paths, fmt=None, length_unit=None, energy_unit=None) -> Dataset:
-    """Read structures from files or ``bundled:NAME`` entries into one data set.
+    """One data set from several files, labelling databases or ``bundled:NAME`` entries.
 
     ``length_unit``/``energy_unit`` apply to n2p2 ``input.data`` files.
     """
+    from hdnnp.data import load_dataset as load_one
     from hdnnp.io import guess_format
 
     parts = []
     for p in paths:
-        if str(p).startswith("bundled:"):
-            from hdnnp.bundled import load_bundled_dataset
-
-            parts.append(load_bundled_dataset(str(p).split(":", 1)[1]))
-            continue
         kw = {}
-        if (fmt or guess_format(p)) == "n2p2":
+        if not str(p).startswith("bundled:") and (fmt or guess_format(p)) == "n2p2":
             kw = {"length_unit": length_unit, "energy_unit": energy_unit}
-        parts.append(Dataset.from_files(p, fmt, **kw))
+        parts.append(load_one(p, fmt, **kw))
     if not parts:
         raise HdnnpError("no training data given (data.train is empty)")
     ds = parts[0]
     for other in parts[1:]:
         ds = ds + other
+    missing = np.flatnonzero(np.isnan(ds.energies))
+    if missing.size:
+        raise HdnnpError(f"{ds.names[missing[0]]}: structure has no reference energy "
+                         f"({missing.size} such structures)")
     return ds
 
 
