@@ -15,6 +15,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from hdnnp.cli import main
 from hdnnp.data import Dataset
 from hdnnp.descriptors import Chebyshev
+from hdnnp.errors import HdnnpError
 from hdnnp.io import write_structures
 from hdnnp.model import NeuralNetworkPotential
 from hdnnp.neighbours import build_batch
@@ -205,3 +206,39 @@ def test_cli_train_flags_and_config_errors(emt_file, tmp_path, capsys):
     bad.write_text("data: [\n")
     rc = main(["train", "--config", str(bad)])
     assert rc == 2 and "bad.yaml" in capsys.readouterr().err
+
+
+def test_adam_then_lbfgs_refinement_and_resume_across_phases(emt_file, tmp_path):
+    full = tmp_path / "full"
+    Trainer(config(emt_file, full, epochs=3, refine_epochs=3), progress=False, log=None).run()
+    log = read_log(full)
+    assert len(log) == 6 and log[3]["lr"] is None and log[2]["lr"] is not None
+    best_main = min(r["loss"] for r in log[:3])
+    assert log[-1]["loss"] < best_main  # L-BFGS improves on the best Adam model
+    part = tmp_path / "part"
+    Trainer(config(emt_file, part, epochs=3, refine_epochs=1), progress=False, log=None).run()
+    cfg = json.loads((part / "config.json").read_text())
+    cfg["training"]["refine_epochs"] = 3
+    (part / "config.json").write_text(json.dumps(cfg))
+    Trainer(TrainConfig.from_dict({"output": str(part)}), resume=True, progress=False,
+            log=None).run()
+    assert [r["loss"] for r in read_log(part)] == [r["loss"] for r in log]
+
+
+def test_init_model_starts_from_a_trained_potential(emt_file, tmp_path):
+    first = tmp_path / "first"
+    Trainer(config(emt_file, first, epochs=4), progress=False, log=None).run()
+    best = [r for r in read_log(first) if r["best"]][-1]
+    second = tmp_path / "second"
+    Trainer(config(emt_file, second, epochs=1, learning_rate=0.0,
+                   init_model=str(first / "model.json")), progress=False, log=None).run()
+    start = read_log(second)[0]
+    assert start["test"]["energy_rmse_meV_per_atom"] == pytest.approx(
+        best["test"]["energy_rmse_meV_per_atom"], rel=1e-10)
+    other = tmp_path / "other"
+    with pytest.raises(HdnnpError, match="cannot be the starting point"):
+        Trainer(TrainConfig.from_dict({
+            "data": {"train": [str(emt_file)]}, "output": str(other), "figures": False,
+            "descriptor": {"kind": "chebyshev", "cutoff": 4.0, "size": 2},
+            "training": {"epochs": 1, "init_model": str(first / "model.json")}}),
+            progress=False, log=None).run()

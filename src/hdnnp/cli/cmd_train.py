@@ -68,6 +68,9 @@ def register(sub) -> None:
                    "only)")
     g.add_argument("--force-fraction", type=float, help="fraction of structures trained on "
                    "forces")
+    g.add_argument("--refine-epochs", type=int, help="full-batch L-BFGS epochs after the "
+                   "main optimiser's epochs")
+    g.add_argument("--init-model", help="start from this potential's weights")
     g.add_argument("--patience", type=int, help="early stopping patience (epochs)")
     g.add_argument("--seed", type=int, help="seed of weights and mini-batches")
     g.add_argument("--device", help="auto, cpu, cuda, ...")
@@ -136,6 +139,7 @@ def config_from_args(args) -> dict:
                       ("learning_rate_final", "learning_rate_final"),
                       ("force_weight", "force_weight"), ("force_fraction", "force_fraction"),
                       ("early_stopping_patience", "patience"), ("seed", "seed"),
+                      ("refine_epochs", "refine_epochs"), ("init_model", "init_model"),
                       ("device", "device"), ("threads", "threads"), ("max_time_s", "max_time"),
                       ("dtype", "dtype")):
         if getattr(args, attr) is not None:

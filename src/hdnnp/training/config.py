@@ -93,9 +93,15 @@ class OptimConfig:
     force_fraction: float = 1.0
     #: stop when the test loss has not improved for this many epochs (None: never)
     early_stopping_patience: int | None = None
+    #: after ``epochs`` epochs of the main optimiser, refine the best model so far with
+    #: this many full-batch L-BFGS epochs (e.g. Adam first, then L-BFGS)
+    refine_epochs: int = 0
     #: L-BFGS history size and iterations per epoch
     lbfgs_history: int = 50
     lbfgs_iterations_per_epoch: int = 1
+    #: start from the weights and normalisation of this potential file (same elements
+    #: and descriptor), e.g. to refine an Adam fit with L-BFGS
+    init_model: str | None = None
     #: seed of weight initialisation and mini-batch order
     seed: int = 1
     dtype: str = "float64"

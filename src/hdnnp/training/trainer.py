@@ -297,18 +297,43 @@ class Trainer:
         self.log(f"descriptors: {descriptor.kind}, {descriptor.max_features} features, cutoff "
                  f"{descriptor.cutoff:.2f} Å; stored {mem / 2**20:.0f} MiB in {self.setup_s:.1f} s")
         self.norm_info = fit_normalisation(self.model, self.train_fs, self.train_ds)
+        if oc.init_model:
+            self._load_initial_model(oc.init_model)
         self.rng = rng
 
-    def _make_optimizer(self):
+    def _load_initial_model(self, path) -> None:
+        """Copy weights and normalisation from a potential with the same set-up."""
+        from hdnnp.potential import load_potential
+
+        init = load_potential(path)
+        if init.elements != self.model.elements or \
+                init.descriptor.to_config() != self.model.descriptor.to_config():
+            raise HdnnpError(f"{path}: its elements/descriptor differ from this training's; "
+                             "it cannot be the starting point")
+        try:
+            self.model.load_state_dict(init.to(self.device, self.dtype).state_dict())
+        except RuntimeError as exc:
+            raise HdnnpError(f"{path}: network architecture differs ({exc})") from None
+        self.norm_info["init_model"] = str(path)
+
+    def _kind(self, epoch: int) -> str:
+        """The optimiser of an epoch: the main one, then L-BFGS in the refinement."""
+        oc = self.cfg.training
+        return oc.optimizer if epoch <= oc.epochs else "lbfgs"
+
+    def _make_optimizer(self, kind: str):
         oc = self.cfg.training
         params = list(self.model.parameters())
-        if oc.optimizer == "adam":
+        if kind == "adam":
             opt = torch.optim.Adam(params, lr=oc.learning_rate, weight_decay=oc.weight_decay)
-        elif oc.optimizer == "sgd":
+        elif kind == "sgd":
             opt = torch.optim.SGD(params, lr=oc.learning_rate, momentum=oc.momentum,
                                   weight_decay=oc.weight_decay)
         else:
+            # max_eval bounds the line search too (torch passes max_eval - evaluations
+            # so far as its budget): allow 25 evaluations per iteration
             opt = torch.optim.LBFGS(params, lr=1.0, max_iter=oc.lbfgs_iterations_per_epoch,
+                                    max_eval=25 * oc.lbfgs_iterations_per_epoch,
                                     history_size=oc.lbfgs_history,
                                     line_search_fn="strong_wolfe", tolerance_grad=1e-12,
                                     tolerance_change=1e-15)
@@ -316,7 +341,7 @@ class Trainer:
 
     def _lr_at(self, epoch: int) -> float | None:
         oc = self.cfg.training
-        if oc.optimizer == "lbfgs":
+        if self._kind(epoch) == "lbfgs":
             return None
         if oc.learning_rate_final is None:
             return oc.learning_rate
@@ -346,7 +371,7 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = lr
         acc = _ErrorAccumulator()
-        if oc.optimizer == "lbfgs":
+        if self._kind(epoch) == "lbfgs":
             tb = self.train_fs.batch()
             state = {}
 
@@ -355,11 +380,13 @@ class Trainer:
                 a = _ErrorAccumulator()
                 loss = self._loss(tb, a)
                 loss.backward()
-                state["acc"], state["loss"] = a, float(loss.detach())
+                # report the point the epoch starts from (later calls are line-search trials)
+                state.setdefault("start", (float(loss.detach()), a))
                 return loss
 
             opt.step(closure)
-            return state["loss"], state["acc"].result()
+            loss, acc = state["start"]
+            return loss, acc.result()
         n = len(self.train_fs)
         order = self.rng.permutation(n)
         total, count = 0.0, 0
@@ -395,6 +422,7 @@ class Trainer:
             "epoch": epoch,
             "model": self.model.state_dict(),
             "optimizer": opt.state_dict(),
+            "optimizer_kind": self._kind(epoch),
             "best_model": best["state"],
             "best_loss": best["loss"],
             "best_epoch": best["epoch"],
@@ -406,7 +434,7 @@ class Trainer:
         with atomic_path(self.run_dir / "checkpoint.pt") as tmp:
             torch.save(state, tmp)
 
-    def _load_checkpoint(self, opt):
+    def _load_checkpoint(self):
         path = self.run_dir / "checkpoint.pt"
         if not path.exists():
             raise HdnnpError(f"{path}: no checkpoint to resume from")
@@ -415,12 +443,15 @@ class Trainer:
         except Exception as exc:  # torch raises various errors for damaged files
             raise HdnnpError(f"{path}: cannot read checkpoint ({exc.__class__.__name__})") from None
         self.model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        epoch = int(state["epoch"])
+        opt = self._make_optimizer(self._kind(epoch + 1))
+        if state.get("optimizer_kind", self._kind(epoch)) == self._kind(epoch + 1):
+            opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"].cpu())
         self.rng.bit_generator.state = json.loads(state["numpy_rng"])
         best = {"state": state["best_model"], "loss": state["best_loss"],
                 "epoch": state["best_epoch"], "bad": state["bad_epochs"]}
-        return int(state["epoch"]), best, float(state.get("elapsed_s", 0.0))
+        return opt, epoch, best, float(state.get("elapsed_s", 0.0))
 
     # ------------------------------------------------------------ provenance
     def _provenance(self, best, elapsed, metrics=None) -> dict:
@@ -473,29 +504,36 @@ class Trainer:
 
             write_structures(run_dir / "test.extxyz", self.test_ds.structures, format="extxyz")
 
-        opt = self._make_optimizer()
+        opt = self._make_optimizer(oc.optimizer)
         start_epoch, elapsed = 0, 0.0
         best = {"state": copy.deepcopy(self.model.state_dict()), "loss": float("inf"),
                 "epoch": 0, "bad": 0}
         log_lines: list[str] = []
         if self.resume:
-            start_epoch, best, elapsed = self._load_checkpoint(opt)
+            opt, start_epoch, best, elapsed = self._load_checkpoint()
             if log_path.exists():
                 log_lines = [ln for ln in log_path.read_text().splitlines()
                              if ln.strip() and json.loads(ln)["epoch"] <= start_epoch]
             self.log(f"resuming {run_dir} after epoch {start_epoch}")
 
-        epochs = range(start_epoch + 1, oc.epochs + 1)
+        total_epochs = oc.epochs + oc.refine_epochs
+        epochs = range(start_epoch + 1, total_epochs + 1)
         bar = None
         if self.progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=oc.epochs, initial=start_epoch, desc="training", unit="epoch")
+            bar = tqdm(total=total_epochs, initial=start_epoch, desc="training", unit="epoch")
         t_start = time.perf_counter() - elapsed
         stop_reason = "epochs"
         last_epoch = start_epoch
         try:
             for epoch in epochs:
+                if epoch == oc.epochs + 1:
+                    # refinement: L-BFGS from the best model of the main phase
+                    self.model.load_state_dict(best["state"])
+                    opt = self._make_optimizer("lbfgs")
+                    self.log(f"epoch {epoch}: refining the best model (epoch {best['epoch']}) "
+                             "with L-BFGS")
                 loss, train_running = self._epoch(opt, epoch)
                 if not math.isfinite(loss):
                     stop_reason = "non-finite loss"
@@ -503,8 +541,8 @@ class Trainer:
                              "learning rate)")
                     break
                 train_m = (self._evaluate(self.train_fs)
-                           if oc.optimizer != "lbfgs" and oc.eval_train_every
-                           and epoch % oc.eval_train_every == 0 else train_running)
+                           if oc.eval_train_every and epoch % oc.eval_train_every == 0
+                           else train_running)
                 test_m = self._evaluate(self.test_fs)
                 sel = loss_value(test_m if test_m else train_m, oc)
                 improved = sel < best["loss"]
