@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     p.add_argument("--result", required=True, help="result JSON path")
     p.add_argument("--run-dir", default=None, help="run directory (default bench/work/NAME)")
     p.add_argument("--optimizer", default="adam")
-    p.add_argument("--epochs", type=int, default=2000)
+    p.add_argument("--epochs", type=int, default=950)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=5e-3)
     p.add_argument("--learning-rate-final", type=float, default=1e-5)
