@@ -11,7 +11,8 @@ fixed seed (all of them when omitted).
 Usage::
 
     python bench/tio2.py --n-structures 1000 --result bench/results/tio2-1000.json
-    python bench/tio2.py --result bench/results/tio2-full.json --force-fraction 0.25 ...
+    python bench/tio2.py --force-fraction 0.25 --epochs 350 --max-time 3300 \\
+        --result bench/results/tio2-full.json
 
 Writes a JSON file with ``test_energy_rmse_meV_per_atom``, ``test_force_rmse_eV_per_A``,
 ``wall_s``, ``n_train``, ``n_test`` (plus further metrics and the settings).
