@@ -51,6 +51,8 @@ def main(argv=None) -> int:
     p.add_argument("--learning-rate", type=float, default=5e-3)
     p.add_argument("--learning-rate-final", type=float, default=1e-5)
     p.add_argument("--force-weight", type=float, default=0.01)
+    p.add_argument("--weight-decay", type=float, default=0.0,
+                   help="L2 coefficient added to the gradient by Adam (default 0)")
     p.add_argument("--force-fraction", type=float, default=1.0)
     p.add_argument("--refine-epochs", type=int, default=0,
                    help="full-batch L-BFGS epochs after the Adam epochs")
@@ -76,7 +78,7 @@ def main(argv=None) -> int:
                      "batch_size": args.batch_size, "learning_rate": args.learning_rate,
                      "learning_rate_final": args.learning_rate_final,
                      "force_weight": args.force_weight, "force_fraction": args.force_fraction,
-                     "refine_epochs": args.refine_epochs,
+                     "refine_epochs": args.refine_epochs, "weight_decay": args.weight_decay,
                      "seed": args.seed, "max_time_s": args.max_time, "threads": args.threads,
                      "eval_train_every": 10},
         "output": str(run_dir)})
