@@ -66,9 +66,8 @@ class Dataset:
         self.reference_energies: dict[str, float] = dict(reference_energies or {})
         self._energies = np.array([structure_energy(a) if structure_energy(a) is not None
                                    else np.nan for a in self.structures], dtype=np.float64)
-        if require_energy and np.isnan(self._energies).any():
-            k = int(np.flatnonzero(np.isnan(self._energies))[0])
-            raise HdnnpError(f"{self.names[k]}: structure has no reference energy")
+        if require_energy:
+            self.require_energies()
 
     # ---------------------------------------------------------------- creation
     @classmethod
@@ -78,6 +77,13 @@ class Dataset:
         from hdnnp.io import read_structures
 
         return cls(read_structures(paths, format, **kwargs), reference_energies)
+
+    def require_energies(self) -> None:
+        """Raise :class:`HdnnpError` naming the first structure without a reference energy."""
+        missing = np.flatnonzero(np.isnan(self._energies))
+        if missing.size:
+            raise HdnnpError(f"{self.names[missing[0]]}: structure has no reference energy "
+                             f"({missing.size} such structures)")
 
     # ---------------------------------------------------------------- access
     def __len__(self) -> int:
@@ -202,13 +208,14 @@ def load_dataset(spec: str | Path, format: str | None = None, **read_options) ->
 
     text = str(spec)
     path = Path(text)
+    is_url = text.startswith(("postgresql://", "postgres://"))
     if text.startswith("bundled:"):
         return load_bundled_dataset(text.split(":", 1)[1])
     if not path.exists() and text in list_bundled_datasets():
         return load_bundled_dataset(text)
-    if not path.exists() and not text.startswith(("postgresql://", "postgres://")):
+    if not path.exists() and not is_url:
         raise HdnnpError(f"{text}: no such file, directory or bundled data set")
-    if path.suffix == ".db" or text.startswith(("postgresql://", "postgres://")):
+    if path.suffix == ".db" or is_url:
         from hdnnp.labelling import is_labelling_database, load_labelled
 
         if is_labelling_database(text):

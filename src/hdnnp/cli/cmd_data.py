@@ -18,16 +18,13 @@ from hdnnp.errors import HdnnpError
 
 
 # ------------------------------------------------------------------ shared helpers
-def read_inputs(inputs: Sequence[str], reference_energies: dict | None = None,
-                require_energy: bool = False):
+def read_inputs(inputs: Sequence[str], reference_energies: dict | None = None):
     """Read files, labelling databases or bundled names into one ``Dataset``."""
     from hdnnp.data import load_dataset
 
     total = None
     for name in inputs:
         ds = load_dataset(name)
-        if require_energy and (ds.energies != ds.energies).any():
-            raise HdnnpError(f"{name}: contains structures without reference energy")
         total = ds if total is None else total + ds
     if total is None:
         raise HdnnpError("no input given")

@@ -166,7 +166,7 @@ def write_structures(path: str | Path, structures: Sequence[Atoms], format: str 
     if fmt == "xsf" and len(structures) != 1:
         fmt = "xsf-dir"
     if fmt in ("xsf-dir", "xsf"):
-        if fmt == "xsf" and len(structures) == 1:
+        if fmt == "xsf":
             write_xsf(path, structures[0])
             return
         path.mkdir(parents=True, exist_ok=True)

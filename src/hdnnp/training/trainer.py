@@ -69,10 +69,7 @@ def load_dataset(paths, fmt=None, length_unit=None, energy_unit=None) -> Dataset
     ds = parts[0]
     for other in parts[1:]:
         ds = ds + other
-    missing = np.flatnonzero(np.isnan(ds.energies))
-    if missing.size:
-        raise HdnnpError(f"{ds.names[missing[0]]}: structure has no reference energy "
-                         f"({missing.size} such structures)")
+    ds.require_energies()
     return ds
 
 
