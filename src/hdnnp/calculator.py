@@ -5,7 +5,12 @@ and results land in ``self.results``: ``energy`` and ``free_energy`` (eV), ``for
 (eV/Å), ``stress`` (eV/Å³, Voigt order xx yy zz yz xz xy, 3D-periodic cells only),
 ``energies`` (per-atom, eV).  Extra results: ``extrapolation_warnings`` (number of
 descriptor values outside the range of the training data, n2p2's definition) and
-``extrapolating_atoms``.
+``extrapolating_atoms``; for a committee potential also ``energy_std`` (eV, the
+members' spread of the total energy) and ``energies_std`` (eV, per atom), and with
+``committee_forces=True`` ``forces_deviation`` (eV/Å, per atom: the members' root-mean-
+square deviation from the mean force, :math:`[K^{-1}\\sum_k |\\mathbf F_{ik} -
+\bar{\\mathbf F}_i|^2]^{1/2}`, DeePMD-kit's "model deviation") and its maximum
+``max_force_deviation``, the usual active-learning criterion.
 
 Example::
 
@@ -51,12 +56,16 @@ class Calculator(_AseCalculator):
     extrapolation:
         ``"warn"`` (default: a Python warning per call that extrapolates), ``"ignore"``
         (count only) or ``"error"`` (raise :class:`~hdnnp.errors.HdnnpError`).
+    committee_forces:
+        For committee potentials: also compute every member's forces and their
+        deviation (one extra backward pass per member).
     """
 
     implemented_properties = ("energy", "free_energy", "forces", "stress", "energies")
 
     def __init__(self, model: str | Path | NeuralNetworkPotential, device: str | None = None,
-                 dtype: str | torch.dtype = "float64", extrapolation: str = "warn", **kwargs):
+                 dtype: str | torch.dtype = "float64", extrapolation: str = "warn",
+                 committee_forces: bool = False, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(model, NeuralNetworkPotential):
             from hdnnp.potential import load_potential
@@ -67,6 +76,7 @@ class Calculator(_AseCalculator):
         if extrapolation not in ("warn", "ignore", "error"):
             raise HdnnpError("extrapolation must be 'warn', 'ignore' or 'error'")
         self.extrapolation = extrapolation
+        self.committee_forces = committee_forces
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
         #: Calls that extrapolated, and total extrapolated descriptor values, since creation.
         self.extrapolation_calls = 0
@@ -81,13 +91,22 @@ class Calculator(_AseCalculator):
             raise PropertyNotImplementedError("stress needs a cell periodic in all directions")
         batch = build_batch([atoms], self.model.elements, self.model.cutoff, dtype=self.dtype,
                             device=self.device)
-        out = self.model(batch, forces=True, stress=want_stress)
+        out = self.model(batch, forces=True, stress=want_stress,
+                         member_forces=self.committee_forces)
         self.calls += 1
         energy = float(out["energy"][0].detach())
         self.results["energy"] = energy
         self.results["free_energy"] = energy
         self.results["forces"] = out["forces"].detach().cpu().double().numpy()
         self.results["energies"] = out["energies"].detach().cpu().double().numpy()
+        if "energy_std" in out:
+            self.results["energy_std"] = float(out["energy_std"][0])
+            self.results["energies_std"] = out["energies_std"].cpu().numpy()
+        if "forces_members" in out:
+            fm = out["forces_members"].detach().double()
+            dev = ((fm - fm.mean(0)) ** 2).sum(-1).mean(0).sqrt().cpu().numpy()
+            self.results["forces_deviation"] = dev
+            self.results["max_force_deviation"] = float(dev.max()) if dev.size else 0.0
         if want_stress:
             s = out["stress"][0].detach().cpu().double().numpy()
             self.results["stress"] = full_3x3_to_voigt_6_stress(s)

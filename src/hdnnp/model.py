@@ -20,6 +20,17 @@ Forces :math:`\mathbf F = -\partial E/\partial \mathbf r` and the stress
 :math:`\sigma = V^{-1}\,\partial E/\partial\varepsilon` (virial over volume, ASE's sign
 convention) follow by automatic differentiation through the descriptor.
 Energies in eV, lengths in Å, forces in eV/Å, stress in eV/Å³.
+
+A *committee* (ensemble) of :math:`K` potentials that share the descriptor and reference
+energies (thesis §6 outlook; Schran, Brezina and Marsalek, J. Chem. Phys. 153, 104105
+(2020)) is stored as one :class:`CommitteeNetwork` per element.  Its energy is the
+members' mean :math:`\bar E = K^{-1}\sum_k E_k`, so its forces and stress are the
+members' means as well, and the members' spread
+
+.. math:: \sigma_E = \Big[\tfrac{1}{K-1}\sum_k (E_k - \bar E)^2\Big]^{1/2}
+
+estimates the model uncertainty (eV); averaging independently trained members also
+lowers the error of the prediction itself.
 """
 
 from __future__ import annotations
@@ -95,6 +106,62 @@ class AtomicNetwork(nn.Module):
                 layer.bias.zero_()
 
 
+class CommitteeNetwork(nn.Module):
+    """The networks of one element in a committee; its output is the members' mean.
+
+    Every member is an :class:`AtomicNetwork` on the same descriptor (members may
+    differ in architecture).  :meth:`member_outputs` gives the individual energies.
+    """
+
+    def __init__(self, members: Sequence[AtomicNetwork]):
+        super().__init__()
+        members = list(members)
+        if len(members) < 2:
+            raise HdnnpError("a committee needs at least two members")
+        n_in = {m.n_inputs for m in members}
+        if len(n_in) != 1:
+            raise HdnnpError(f"committee members take different numbers of inputs: {sorted(n_in)}")
+        self.members = nn.ModuleList(members)
+
+    @property
+    def n_inputs(self) -> int:
+        return self.members[0].n_inputs
+
+    @property
+    def hidden(self) -> list[int]:
+        return self.members[0].hidden
+
+    @property
+    def activation_names(self) -> list[str]:
+        return self.members[0].activation_names
+
+    @property
+    def feature_min(self) -> torch.Tensor:
+        """Lowest value of each feature seen in any member's training data."""
+        return torch.stack([m.feature_min for m in self.members]).min(0).values
+
+    @property
+    def feature_max(self) -> torch.Tensor:
+        return torch.stack([m.feature_max for m in self.members]).max(0).values
+
+    def member_outputs(self, g: torch.Tensor) -> torch.Tensor:
+        """Energies of every member, [K, n]."""
+        return torch.stack([m(g) for m in self.members])
+
+    def forward(self, g: torch.Tensor) -> torch.Tensor:
+        return self.member_outputs(g).mean(0)
+
+
+def committee_size(net: nn.Module) -> int:
+    """Number of members of an element's network (1 for a single network)."""
+    return len(net.members) if isinstance(net, CommitteeNetwork) else 1
+
+
+def member_networks(net: nn.Module) -> list[AtomicNetwork]:
+    """The single networks behind an element's network (itself if not a committee)."""
+    return list(net.members) if isinstance(net, CommitteeNetwork) else [net]
+
+
 class NeuralNetworkPotential(nn.Module):
     """Descriptor + one :class:`AtomicNetwork` per element + reference energies.
 
@@ -126,8 +193,52 @@ class NeuralNetworkPotential(nn.Module):
         # reference energies are large (keV): always kept and summed in float64
         self.register_buffer("reference_energies", torch.tensor(
             [float(ref.get(e, 0.0)) for e in self.elements], dtype=torch.float64))
+        sizes = {committee_size(n) for n in self.networks.values()}
+        if len(sizes) != 1:
+            raise HdnnpError(f"committee sizes differ between elements: {sorted(sizes)}")
         self.metadata: dict = {}
         self.to(dtype)
+
+    # ------------------------------------------------------------- committee
+    @property
+    def committee_size(self) -> int:
+        """Number of committee members (1: a single potential)."""
+        return committee_size(next(iter(self.networks.values())))
+
+    def member(self, k: int) -> NeuralNetworkPotential:
+        """Member ``k`` of a committee as a potential of its own (shares parameters)."""
+        if not 0 <= k < self.committee_size:
+            raise HdnnpError(f"member {k + 1} does not exist: the potential has "
+                             f"{self.committee_size} member(s)")
+        out = NeuralNetworkPotential(
+            self.descriptor, networks={e: member_networks(self.networks[e])[k]
+                                       for e in self.elements},
+            reference_energies=self.reference_energy_dict(), dtype=next(self.parameters()).dtype)
+        out.metadata = dict(self.metadata)
+        out.extrapolation_rtol, out.extrapolation_atol = (self.extrapolation_rtol,
+                                                          self.extrapolation_atol)
+        return out
+
+    @classmethod
+    def committee(cls, members: Sequence[NeuralNetworkPotential]) -> NeuralNetworkPotential:
+        """One committee potential from potentials with the same descriptor, elements and
+        reference energies (committees among ``members`` are flattened)."""
+        members = list(members)
+        first = members[0]
+        for m in members[1:]:
+            if m.elements != first.elements:
+                raise HdnnpError(f"committee members have different elements: {first.elements} "
+                                 f"and {m.elements}")
+            if m.descriptor.to_config() != first.descriptor.to_config():
+                raise HdnnpError("committee members must share one descriptor set-up")
+            if not torch.equal(m.reference_energies.cpu(), first.reference_energies.cpu()):
+                raise HdnnpError("committee members have different reference energies")
+        nets = {e: CommitteeNetwork([net for m in members
+                                     for net in member_networks(m.networks[e])])
+                for e in first.elements}
+        return cls(first.descriptor, networks=nets,
+                   reference_energies=first.reference_energy_dict(),
+                   dtype=next(first.parameters()).dtype)
 
     def _apply(self, fn, recurse=True):
         # dtype/device conversions (.to, .float, .cuda, ...) go through here; the
@@ -155,6 +266,21 @@ class NeuralNetworkPotential(nn.Module):
             out = out.index_put((idx,), net(features[idx, : net.n_inputs]))
         return out
 
+    def member_atomic_energies(self, features: torch.Tensor, species: torch.Tensor
+                               ) -> torch.Tensor:
+        """Network part of the atomic energies of every committee member (eV), [K, N]."""
+        out = torch.zeros(features.shape[0], self.committee_size, dtype=features.dtype,
+                          device=features.device)
+        for k, e in enumerate(self.elements):
+            idx = torch.nonzero(species == k).squeeze(1)
+            if idx.numel() == 0:
+                continue
+            net = self.networks[e]
+            g = features[idx, : net.n_inputs]
+            val = net.member_outputs(g) if isinstance(net, CommitteeNetwork) else net(g)[None]
+            out = out.index_put((idx,), val.T)
+        return out.T
+
     def _total(self, e_nn, species, structure_index, n_structures):
         # float64 accumulation: totals are ~1e4 eV while we resolve meV
         e_atom = e_nn.to(torch.float64) + self.reference_energies.to(e_nn.device)[species]
@@ -167,24 +293,46 @@ class NeuralNetworkPotential(nn.Module):
                            n_structures)[0]
 
     def forward(self, batch: StructureBatch, forces: bool = True, stress: bool = False,
-                create_graph: bool = False) -> dict[str, torch.Tensor]:
+                create_graph: bool = False, member_forces: bool = False
+                ) -> dict[str, torch.Tensor]:
         """Energies (and forces, stress, per-atom energies) of a batch.
 
         Returns a dict with ``energy`` [B] (eV), ``energies`` [N] (eV, per atom),
         ``features`` [N, F], and on request ``forces`` [N, 3] (eV/Å) and ``virial``
         [B, 3, 3] (:math:`\\partial E/\\partial\\varepsilon`, eV) and ``stress`` [B, 3, 3]
-        (eV/Å³; only for 3D-periodic structures, NaN otherwise).
+        (eV/Å³; only for 3D-periodic structures, NaN otherwise).  A committee adds
+        ``energy_members`` [K, B], ``energy_std`` [B] and ``energies_std`` [N] (eV), and
+        with ``member_forces`` every member's forces ``forces_members`` [K, N, 3] (one
+        more backward pass per member).
         """
         vectors = batch.pair_vectors()
-        need_grad = forces or stress
+        member_forces = member_forces and self.committee_size > 1
+        need_grad = forces or stress or member_forces
         if need_grad and not vectors.requires_grad:
             vectors.requires_grad_(True)
         g = self.descriptor(batch, vectors)
-        e_nn = self.atomic_energies(g, batch.species)
+        if self.committee_size > 1:
+            e_members = self.member_atomic_energies(g, batch.species)
+            e_nn = e_members.mean(0)
+        else:
+            e_nn = self.atomic_energies(g, batch.species)
         energy, e_atom = self._total(e_nn, batch.species, batch.structure_index,
                                      batch.n_structures)
         out = {"energy": energy, "energies": e_atom, "features": g}
-        if need_grad:
+        if self.committee_size > 1:
+            # spread of the members' total energies (the reference energies cancel)
+            totals = torch.zeros(self.committee_size, batch.n_structures, dtype=torch.float64,
+                                 device=g.device).index_add(
+                1, batch.structure_index, e_members.detach().to(torch.float64))
+            out["energy_members"] = totals + (energy.detach() - totals.mean(0))
+            out["energy_std"] = totals.std(0, unbiased=True)
+            out["energies_std"] = e_members.detach().to(torch.float64).std(0, unbiased=True)
+        if member_forces:
+            out["forces_members"] = torch.stack([forces_from_pair_gradient(
+                torch.autograd.grad(e_members[k].sum(), vectors, retain_graph=True)[0],
+                batch.centers, batch.neighbours, batch.n_total_atoms)
+                for k in range(self.committee_size)])
+        if forces or stress:
             (de_dd,) = torch.autograd.grad(e_nn.sum(), vectors, create_graph=create_graph)
             if forces:
                 out["forces"] = forces_from_pair_gradient(de_dd, batch.centers, batch.neighbours,
@@ -224,11 +372,14 @@ class NeuralNetworkPotential(nn.Module):
 
     def describe(self) -> str:
         lines = [self.descriptor.describe()]
+        if self.committee_size > 1:
+            lines.append(f"  committee of {self.committee_size} members (energy = their mean)")
         for e in self.elements:
             net = self.networks[e]
             arch = "-".join(str(n) for n in [net.n_inputs, *net.hidden, 1])
             acts = ",".join(net.activation_names)
             n_par = sum(p.numel() for p in net.parameters())
-            lines.append(f"  network {e}: {arch} ({acts}), {n_par} parameters, "
+            each = " in all" if committee_size(net) > 1 else ""
+            lines.append(f"  network {e}: {arch} ({acts}), {n_par} parameters{each}, "
                          f"E_ref = {self.reference_energy_dict()[e]:.6f} eV")
         return "\n".join(lines)

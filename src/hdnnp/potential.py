@@ -1,9 +1,9 @@
 """Potential files: one self-describing JSON document per potential.
 
-Layout (``format: "hdnnp-potential"``, ``version: 1``)::
+Layout (``format: "hdnnp-potential"``, ``version: 2``)::
 
     {
-      "format": "hdnnp-potential", "version": 1,
+      "format": "hdnnp-potential", "version": 2,
       "units": {"energy": "eV", "length": "angstrom"},
       "elements": ["O", "Ti"],
       "reference_energies": {"O": -432.50, "Ti": -1604.60},     # eV per isolated atom
@@ -14,11 +14,14 @@ Layout (``format: "hdnnp-potential"``, ``version: 1``)::
                          "output_scale": s, "output_shift": b,
                          "feature_min": [...], "feature_max": [...],
                          "weights": [[[...]], ...], "biases": [[...], ...]}, ...},
+                                                                # a committee: {"O": {"committee":
+                                                                #   [{network}, ...]}, ...}
       "training": {...},                                        # provenance
       "hdnnp_version": "0.1.0", "created": "2026-11-21T22:00:00+00:00",
       "sha256": "..."                                           # of everything else
     }
 
+Version 2 added committees; single potentials are still written (and read) as version 1.
 Numbers are written with Python's shortest round-trip representation, so a
 potential reloads bit-identically.  The file is data only (no pickle); it is written
 atomically (temporary file + rename).  A truncated or garbled file (checksum
@@ -39,10 +42,11 @@ import torch
 from hdnnp import __version__
 from hdnnp.errors import HdnnpError, PotentialFileError
 from hdnnp.fileio import atomic_write_bytes
-from hdnnp.model import AtomicNetwork, NeuralNetworkPotential
+from hdnnp.model import AtomicNetwork, CommitteeNetwork, NeuralNetworkPotential, member_networks
 
 FORMAT = "hdnnp-potential"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 def _floats(t: torch.Tensor):
@@ -88,6 +92,19 @@ def network_to_dict(net: AtomicNetwork) -> dict:
     }
 
 
+def element_networks_to_dict(net) -> dict:
+    """An element's network, or ``{"committee": [...]}`` for a committee."""
+    if isinstance(net, CommitteeNetwork):
+        return {"committee": [network_to_dict(m) for m in member_networks(net)]}
+    return network_to_dict(net)
+
+
+def element_networks_from_dict(d: dict) -> AtomicNetwork | CommitteeNetwork:
+    if "committee" in d:
+        return CommitteeNetwork([network_from_dict(m) for m in d["committee"]])
+    return network_from_dict(d)
+
+
 def network_from_dict(d: dict) -> AtomicNetwork:
     acts = d["activations"]
     net = AtomicNetwork(int(d["inputs"]), d["hidden"], acts[:-1], output_activation=acts[-1])
@@ -110,12 +127,14 @@ def network_from_dict(d: dict) -> AtomicNetwork:
 def potential_to_dict(model: NeuralNetworkPotential, training: dict | None = None) -> dict:
     doc = {
         "format": FORMAT,
-        "version": VERSION,
+        # the lowest version that holds the content: single potentials stay readable by
+        # hdnnp releases that predate committees
+        "version": VERSION if model.committee_size > 1 else 1,
         "units": {"energy": "eV", "length": "angstrom"},
         "elements": list(model.elements),
         "reference_energies": model.reference_energy_dict(),
         "descriptor": model.descriptor.to_config(),
-        "networks": {e: network_to_dict(model.networks[e]) for e in model.elements},
+        "networks": {e: element_networks_to_dict(model.networks[e]) for e in model.elements},
         "training": training if training is not None else model.metadata.get("training", {}),
         "hdnnp_version": __version__,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -131,14 +150,15 @@ def potential_from_dict(doc: dict, source: str = "<potential>") -> NeuralNetwork
         raise PotentialFileError(source, "not an hdnnp potential file (missing 'format: "
                                  f"{FORMAT}')")
     version = doc.get("version")
-    if version != VERSION:
+    if version not in READABLE_VERSIONS:
         raise PotentialFileError(source, f"potential file version {version!r} is not supported "
-                                 f"by hdnnp {__version__} (it reads version {VERSION})")
+                                 f"by hdnnp {__version__} (it reads versions "
+                                 f"{', '.join(map(str, READABLE_VERSIONS))})")
     if "sha256" in doc and doc["sha256"] != _checksum(doc):
         raise PotentialFileError(source, "file is damaged: its checksum does not match its content")
     try:
         descriptor = descriptor_from_config(doc["descriptor"])
-        networks = {e: network_from_dict(doc["networks"][e]) for e in doc["elements"]}
+        networks = {e: element_networks_from_dict(doc["networks"][e]) for e in doc["elements"]}
         model = NeuralNetworkPotential(descriptor, networks=networks,
                                        reference_energies=doc.get("reference_energies", {}))
     except PotentialFileError:

@@ -33,7 +33,8 @@ def predict_structures(model: NeuralNetworkPotential, structures: Sequence[Atoms
                        forces: bool = True, stress: bool = False, batch_atoms: int = 2000,
                        progress: bool = False) -> dict[str, np.ndarray]:
     """Energies (eV), forces (eV/Å, concatenated over atoms), per-atom energies and
-    extrapolation counts of ``structures``; with ``stress`` also [S, 3, 3] stress (eV/Å³).
+    extrapolation counts of ``structures``; with ``stress`` also [S, 3, 3] stress (eV/Å³);
+    for a committee potential also ``energy_std`` (eV, the members' spread).
 
     Reference energies/forces attached to the structures are returned as
     ``energy_ref``/``forces_ref`` (NaN where missing).
@@ -44,6 +45,7 @@ def predict_structures(model: NeuralNetworkPotential, structures: Sequence[Atoms
     energy = np.zeros(n)
     n_atoms = np.array([len(a) for a in structures], dtype=np.int64)
     extrap = np.zeros(n, dtype=np.int64)
+    energy_std = np.zeros(n) if model.committee_size > 1 else None
     f_out, ea_out, s_out = [], [], []
     chunks = list(_batches(structures, batch_atoms))
     if progress:
@@ -56,6 +58,8 @@ def predict_structures(model: NeuralNetworkPotential, structures: Sequence[Atoms
                             names=[str(structures[k].info.get("source", k)) for k in chunk])
         out = model(batch, forces=forces, stress=stress)
         energy[chunk] = out["energy"].detach().cpu().numpy()
+        if energy_std is not None:
+            energy_std[chunk] = out["energy_std"].cpu().numpy()
         ea_out.append(out["energies"].detach().cpu().double().numpy())
         if forces:
             f_out.append(out["forces"].detach().cpu().double().numpy())
@@ -73,6 +77,8 @@ def predict_structures(model: NeuralNetworkPotential, structures: Sequence[Atoms
         "energy_ref": np.array([np.nan if structure_energy(a) is None else structure_energy(a)
                                 for a in structures]),
     }
+    if energy_std is not None:
+        result["energy_std"] = energy_std
     if forces:
         result["forces"] = np.concatenate(f_out) if f_out else np.zeros((0, 3))
         refs = [structure_forces(a) for a in structures]

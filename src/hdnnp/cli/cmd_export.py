@@ -10,6 +10,8 @@ EXAMPLES = """\
   hdnnp export runs/water/model.json nnp-water/ --format n2p2
   hdnnp export model.json nnp/ --format n2p2 --length-unit bohr --energy-unit hartree
   hdnnp export path/to/n2p2-potential/ nnp-angstrom/ --format n2p2 --force
+  # one member of a committee potential (members count from 1)
+  hdnnp export runs/tio2/model.json nnp-member1/ --member 1
 """
 
 
@@ -29,6 +31,8 @@ def register(sub) -> None:
                    help="length unit of the written files (default: angstrom)")
     p.add_argument("--energy-unit", default="eV",
                    help="energy unit of the written files (default: eV)")
+    p.add_argument("--member", type=int, metavar="K",
+                   help="export member K (1, 2, ...) of a committee potential")
     p.add_argument("--force", action="store_true",
                    help="write into a non-empty directory, replacing the n2p2 files")
     p.set_defaults(func=run)
@@ -56,6 +60,8 @@ def run(args) -> int:
     from hdnnp.potential import load_potential
 
     model = load_potential(args.model)
+    if args.member is not None:
+        model = model.member(args.member - 1)
     out = export_n2p2_potential(model, args.outdir, length_unit=args.length_unit,
                                 energy_unit=args.energy_unit, overwrite=args.force)
     files = sorted(p.name for p in out.iterdir() if p.is_file())

@@ -67,6 +67,10 @@ def run(args) -> int:
     for k, v in metrics.items():
         if isinstance(v, float):
             print(f"  {k}: {v:.6g}")
+    if "energy_std" in pred and len(structures):
+        std = pred["energy_std"] / pred["n_atoms"]
+        print(f"  committee of {model.committee_size}: energy spread mean "
+              f"{1000 * std.mean():.3g}, max {1000 * std.max():.3g} meV/atom")
     print(f"  extrapolation: {n_ex} of {len(structures)} structures have descriptor values "
           f"outside the training range ({metrics['extrapolation_warnings']} values)")
     if args.output:
@@ -87,6 +91,8 @@ def run(args) -> int:
                 res["stress"] = full_3x3_to_voigt_6_stress(pred["stress"][k])
             b.calc = SinglePointCalculator(b, **res)
             b.info["extrapolation_warnings"] = int(pred["extrapolation_warnings"][k])
+            if "energy_std" in pred:
+                b.info["energy_std"] = float(pred["energy_std"][k])
             out.append(b)
             start += n
         write_structures(args.output, out, format="extxyz")
@@ -98,5 +104,7 @@ def run(args) -> int:
                "n_atoms": pred["n_atoms"].tolist(),
                "extrapolation_warnings": pred["extrapolation_warnings"].tolist(),
                "names": [str(a.info.get("source", k)) for k, a in enumerate(structures)]}
+        if "energy_std" in pred:
+            doc["energy_std_eV"] = pred["energy_std"].tolist()
         atomic_write_text(args.json, json.dumps(doc, indent=1))
     return 0

@@ -17,6 +17,8 @@ EXAMPLES = """\
       --optimizer adam --epochs 300 --force-weight 0.1 --output runs/tio2
   # a bundled data set with the default descriptor for a 6 Å cutoff
   hdnnp train bundled:graphene-A --descriptor behler --cutoff 6.0 --size 8 -o runs/graphene
+  # a committee of 4 members (seeds 1-4), two trained at a time, one thread each
+  hdnnp train bundled:graphene-A --committee 4 --jobs 2 -o runs/graphene-committee
   # continue an interrupted run
   hdnnp train --resume runs/tio2
 """
@@ -77,6 +79,11 @@ def register(sub) -> None:
     g.add_argument("--threads", type=int, help="CPU threads")
     g.add_argument("--max-time", type=float, help="stop after this many seconds")
     g.add_argument("--dtype", choices=["float64", "float32"])
+    g.add_argument("--committee", type=int, metavar="K",
+                   help="train K members (seeds seed..seed+K-1) saved as one committee "
+                   "potential (mean energy, spread as uncertainty)")
+    g.add_argument("--jobs", type=int, help="committee members trained at once, each in its "
+                   "own process")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -141,7 +148,7 @@ def config_from_args(args) -> dict:
                       ("early_stopping_patience", "patience"), ("seed", "seed"),
                       ("refine_epochs", "refine_epochs"), ("init_model", "init_model"),
                       ("device", "device"), ("threads", "threads"), ("max_time_s", "max_time"),
-                      ("dtype", "dtype")):
+                      ("dtype", "dtype"), ("committee", "committee"), ("jobs", "jobs")):
         if getattr(args, attr) is not None:
             t[key] = getattr(args, attr)
     if args.output:

@@ -393,6 +393,10 @@ def export_n2p2_potential(model: NeuralNetworkPotential, outdir: str | Path,
     elements = sorted(model.elements, key=lambda e: atomic_numbers[e])
     index = {e: k for k, e in enumerate(elements)}
 
+    if model.committee_size > 1:
+        raise HdnnpError(f"the potential is a committee of {model.committee_size} members and "
+                         "an n2p2 potential directory holds one: export each member "
+                         "(hdnnp export --member K)")
     # networks: n2p2 has one set of activations for all elements and a linear output
     nets = {e: model.networks[e] for e in elements}
     n_hidden = {len(n.hidden) for n in nets.values()}

@@ -116,6 +116,13 @@ class OptimConfig:
     max_time_s: float | None = None
     #: evaluate the exact training-set metrics every this many epochs (others: running)
     eval_train_every: int = 1
+    #: train a committee of this many members (weight/mini-batch seeds ``seed``,
+    #: ``seed + 1``, ...; same data split) saved as one potential whose energy is their
+    #: mean and whose spread estimates the uncertainty
+    committee: int = 1
+    #: committee members trained at once, each in its own process (with ``threads``
+    #: threads each, 1 when unset); ``max_time_s`` applies to each member
+    jobs: int = 1
 
 
 @dataclass

@@ -243,6 +243,8 @@ class Trainer:
             raise HdnnpError(f"unknown optimizer {oc.optimizer!r} (adam, lbfgs, sgd)")
         if not 0.0 <= oc.force_fraction <= 1.0:
             raise HdnnpError("force_fraction must be within [0, 1]")
+        if oc.committee < 1 or oc.jobs < 1:
+            raise HdnnpError("committee and jobs must be at least 1")
         self.device = resolve_device(oc.device)
         self.dtype = getattr(torch, oc.dtype)
         self.jacobian_dtype = getattr(torch, oc.jacobian_dtype)
@@ -479,27 +481,26 @@ class Trainer:
     # ------------------------------------------------------------------- run
     def run(self) -> dict:
         """Train; returns the final metrics (also written to ``metrics.json``)."""
-        cfg, oc = self.cfg, self.cfg.training
         run_dir = self.run_dir
+        if self.resume:
+            saved = run_dir / "config.json"
+            if saved.exists():
+                self.cfg = TrainConfig.from_dict(json.loads(saved.read_text()), str(saved))
+        cfg, oc = self.cfg, self.cfg.training
+        if oc.committee > 1:
+            from hdnnp.training.committee import train_committee
+
+            return train_committee(cfg, resume=self.resume, progress=self.progress,
+                                   log=self.log)
         log_path = run_dir / "log.jsonl"
         if run_dir.exists() and (run_dir / "checkpoint.pt").exists() and not self.resume:
             raise HdnnpError(f"{run_dir} already holds a training run; use --resume to continue "
                              "it or choose another output directory")
-        if self.resume:
-            saved = run_dir / "config.json"
-            if saved.exists():
-                self.cfg = cfg = TrainConfig.from_dict(json.loads(saved.read_text()), str(saved))
-                oc = cfg.training
         run_dir.mkdir(parents=True, exist_ok=True)
         run_start = time.perf_counter()
         self._setup()
         atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
-        atomic_write_text(run_dir / "split.json", json.dumps(
-            {"train": self.train_ds.names, "test": self.test_ds.names}, indent=0))
-        if len(self.test_ds):
-            from hdnnp.io import write_structures
-
-            write_structures(run_dir / "test.extxyz", self.test_ds.structures, format="extxyz")
+        write_split(run_dir, self.train_ds, self.test_ds)
 
         opt = self._make_optimizer(oc.optimizer)
         start_epoch, elapsed = 0, 0.0
@@ -594,44 +595,65 @@ class Trainer:
         save_potential(model, self.run_dir / "model.json", training=provenance)
 
     def _finish(self, best, last_epoch, elapsed, stop_reason) -> dict:
-        from hdnnp.predict import predict_structures
-
-        run_dir = self.run_dir
-        self.model.eval()
-        arrays = {}
-        for name, ds, fmask in (("train", self.train_ds, self.train_force_mask),
-                                ("test", self.test_ds, None)):
-            pred = predict_structures(self.model, ds.structures, forces=True,
-                                      progress=self.progress)
-            n_at = pred["n_atoms"]
-            fr, fp = pred["forces_ref"], pred["forces"]
-            if fmask is not None:
-                # training forces: only the structures that took part in force training
-                atom_mask = np.repeat(fmask, n_at)
-                fr, fp = fr[atom_mask], fp[atom_mask]
-            ok = ~np.isnan(fr).any(1) if len(fr) else np.zeros(0, bool)
-            arrays.update({
-                f"{name}_energy_ref": pred["energy_ref"], f"{name}_energy_pred": pred["energy"],
-                f"{name}_n_atoms": n_at, f"{name}_forces_ref": fr[ok].reshape(-1, 3),
-                f"{name}_forces_pred": fp[ok].reshape(-1, 3),
-                f"{name}_names": np.array(ds.names, dtype=str),
-                f"{name}_numbers": (np.concatenate([a.numbers for a in ds.structures])
-                                    if len(ds) else np.zeros(0, dtype=np.int64))})
-        with atomic_path(run_dir / "predictions.npz") as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, **arrays)
-        from hdnnp.analysis.report import write_report
-
-        metrics = write_report(run_dir, figures=self.cfg.figures)
+        metrics = evaluate_run(self.model, self.run_dir, self.train_ds, self.test_ds,
+                               self.train_force_mask, figures=self.cfg.figures,
+                               progress=self.progress)
         metrics.update({"stop_reason": stop_reason, "epochs_run": last_epoch,
                         "best_epoch": best["epoch"], "wall_s": round(elapsed, 2),
                         "setup_s": round(self.setup_s, 2)})
-        atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+        atomic_write_text(self.run_dir / "metrics.json", json.dumps(metrics, indent=2))
         prov = self._provenance({**best, "last_epoch": last_epoch}, elapsed, metrics)
-        save_potential(self.model, run_dir / "model.json", training=prov)
+        save_potential(self.model, self.run_dir / "model.json", training=prov)
         self.log(f"stopped ({stop_reason}) after epoch {last_epoch}; best epoch {best['epoch']}; "
-                 f"model: {run_dir / 'model.json'}")
+                 f"model: {self.run_dir / 'model.json'}")
         return metrics
+
+
+def write_split(run_dir: Path, train_ds: Dataset, test_ds: Dataset) -> None:
+    """``split.json`` (structure names) and ``test.extxyz`` (the test structures)."""
+    atomic_write_text(run_dir / "split.json", json.dumps(
+        {"train": train_ds.names, "test": test_ds.names}, indent=0))
+    if len(test_ds):
+        from hdnnp.io import write_structures
+
+        write_structures(run_dir / "test.extxyz", test_ds.structures, format="extxyz")
+
+
+def evaluate_run(model: NeuralNetworkPotential, run_dir: Path, train_ds: Dataset,
+                 test_ds: Dataset, train_force_mask=None, figures: bool = True,
+                 progress: bool = False) -> dict:
+    """Predict the training and test sets with the full model (descriptors and forces by
+    autograd), write ``predictions.npz`` and the report; returns the report's metrics.
+
+    ``train_force_mask`` restricts the training-force metrics to the structures that
+    took part in force training (None: all with reference forces).
+    """
+    from hdnnp.analysis.report import write_report
+    from hdnnp.predict import predict_structures
+
+    model.eval()
+    arrays = {}
+    for name, ds, fmask in (("train", train_ds, train_force_mask), ("test", test_ds, None)):
+        pred = predict_structures(model, ds.structures, forces=True, progress=progress)
+        n_at = pred["n_atoms"]
+        fr, fp = pred["forces_ref"], pred["forces"]
+        if fmask is not None:
+            atom_mask = np.repeat(fmask, n_at)
+            fr, fp = fr[atom_mask], fp[atom_mask]
+        ok = ~np.isnan(fr).any(1) if len(fr) else np.zeros(0, bool)
+        arrays.update({
+            f"{name}_energy_ref": pred["energy_ref"], f"{name}_energy_pred": pred["energy"],
+            f"{name}_n_atoms": n_at, f"{name}_forces_ref": fr[ok].reshape(-1, 3),
+            f"{name}_forces_pred": fp[ok].reshape(-1, 3),
+            f"{name}_names": np.array(ds.names, dtype=str),
+            f"{name}_numbers": (np.concatenate([a.numbers for a in ds.structures])
+                                if len(ds) else np.zeros(0, dtype=np.int64))})
+        if "energy_std" in pred:
+            arrays[f"{name}_energy_std"] = pred["energy_std"]
+    with atomic_path(run_dir / "predictions.npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+    return write_report(run_dir, figures=figures)
 
 
 def _prefixed(m: dict, prefix: str) -> dict:
