@@ -59,16 +59,16 @@ def _member_state(run_dir: Path) -> str:
     return "started" if (run_dir / "checkpoint.pt").exists() else "new"
 
 
-def _train_member(cfg_dict: dict, resume: bool, progress: bool, prefix: str) -> dict:
-    """Train one member (runs in a worker process when ``jobs`` > 1)."""
+def _train_member(cfg_dict: dict, resume: bool, verbose: bool, prefix: str) -> dict:
+    """Train one member in a worker process (``jobs`` > 1); messages go to stdout."""
     from hdnnp.training.trainer import Trainer
 
     def log(*args, **kwargs):
         print(prefix, *args, flush=True)
 
     try:
-        return Trainer(TrainConfig.from_dict(cfg_dict), resume=resume, progress=progress,
-                       log=log).run()
+        return Trainer(TrainConfig.from_dict(cfg_dict), resume=resume, progress=False,
+                       log=log if verbose else None).run()
     except HdnnpError as exc:
         # re-raised as the base class: it crosses the process boundary by pickling
         raise HdnnpError(f"{prefix} {exc}") from None
@@ -79,6 +79,7 @@ def train_committee(cfg: TrainConfig, resume: bool = False, progress: bool = Tru
     """Train (or resume) the committee configured by ``cfg``; returns its metrics."""
     from hdnnp.training.trainer import evaluate_run, prepare_data, write_split
 
+    verbose = log is not None
     log = log or (lambda *a, **k: None)
     oc = cfg.training
     size = int(oc.committee)
@@ -109,7 +110,7 @@ def train_committee(cfg: TrainConfig, resume: bool = False, progress: bool = Tru
     else:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            futures = [pool.submit(_train_member, m.to_dict(), res, False, f"member {k + 1}:")
+            futures = [pool.submit(_train_member, m.to_dict(), res, verbose, f"member {k + 1}:")
                        for k, m, res in todo]
             try:
                 wait(futures)

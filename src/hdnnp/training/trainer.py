@@ -486,6 +486,7 @@ class Trainer:
             saved = run_dir / "config.json"
             if saved.exists():
                 self.cfg = TrainConfig.from_dict(json.loads(saved.read_text()), str(saved))
+                self.cfg.output = str(run_dir)  # where it is now, not where it was started
         cfg, oc = self.cfg, self.cfg.training
         if oc.committee > 1:
             from hdnnp.training.committee import train_committee
