@@ -170,3 +170,18 @@ def test_committee_resumes_an_unfinished_member(emt_file, tmp_path):  # noqa: F8
     again = json.loads((run / "member-2" / "metrics.json").read_text())
     assert again["test_energy_rmse_meV_per_atom"] == pytest.approx(
         full["test_energy_rmse_meV_per_atom"], rel=1e-12)
+
+
+def test_cli_trains_and_describes_a_committee(emt_file, tmp_path, capsys):  # noqa: F811
+    run = tmp_path / "cli"
+    assert main(["train", str(emt_file), "--descriptor", "chebyshev", "--radial", "4.5", "4",
+                 "--angular", "3.5", "2", "--hidden", "5", "--epochs", "2", "--committee",
+                 "2", "--jobs", "1", "-o", str(run), "--quiet"]) == 0
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["training"]["committee"] == 2
+    assert json.loads((run / "member-2" / "config.json").read_text())["training"]["seed"] == 2
+    capsys.readouterr()
+    assert main(["info", str(run / "model.json")]) == 0
+    assert "committee of 2 members" in capsys.readouterr().out
+    assert main(["train", str(emt_file), "--committee", "0", "-o", str(tmp_path / "x")]) == 2
+    assert "at least 1" in capsys.readouterr().err
