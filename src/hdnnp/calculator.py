@@ -9,7 +9,7 @@ descriptor values outside the range of the training data, n2p2's definition) and
 members' spread of the total energy) and ``energies_std`` (eV, per atom), and with
 ``committee_forces=True`` ``forces_deviation`` (eV/Å, per atom: the members' root-mean-
 square deviation from the mean force, :math:`[K^{-1}\\sum_k |\\mathbf F_{ik} -
-\bar{\\mathbf F}_i|^2]^{1/2}`, DeePMD-kit's "model deviation") and its maximum
+\\bar{\\mathbf F}_i|^2]^{1/2}`, DeePMD-kit's "model deviation") and its maximum
 ``max_force_deviation``, the usual active-learning criterion.
 
 Example::
