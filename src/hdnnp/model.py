@@ -110,7 +110,8 @@ class CommitteeNetwork(nn.Module):
     """The networks of one element in a committee; its output is the members' mean.
 
     Every member is an :class:`AtomicNetwork` on the same descriptor (members may
-    differ in architecture).  :meth:`member_outputs` gives the individual energies.
+    differ in architecture).  :meth:`NeuralNetworkPotential.member_atomic_energies` gives
+    the individual energies.
     """
 
     def __init__(self, members: Sequence[AtomicNetwork]):
@@ -144,12 +145,8 @@ class CommitteeNetwork(nn.Module):
     def feature_max(self) -> torch.Tensor:
         return torch.stack([m.feature_max for m in self.members]).max(0).values
 
-    def member_outputs(self, g: torch.Tensor) -> torch.Tensor:
-        """Energies of every member, [K, n]."""
-        return torch.stack([m(g) for m in self.members])
-
     def forward(self, g: torch.Tensor) -> torch.Tensor:
-        return self.member_outputs(g).mean(0)
+        return torch.stack([m(g) for m in self.members]).mean(0)
 
 
 def committee_size(net: nn.Module) -> int:
@@ -256,29 +253,23 @@ class NeuralNetworkPotential(nn.Module):
 
     # ------------------------------------------------------------- energies
     def atomic_energies(self, features: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
-        """Network part of the atomic energies (eV, without reference energies), [N]."""
-        out = torch.zeros(features.shape[0], dtype=features.dtype, device=features.device)
-        for k, e in enumerate(self.elements):
-            idx = torch.nonzero(species == k).squeeze(1)
-            if idx.numel() == 0:
-                continue
-            net = self.networks[e]
-            out = out.index_put((idx,), net(features[idx, : net.n_inputs]))
-        return out
+        """Network part of the atomic energies (eV, without reference energies), [N]; for a
+        committee the members' mean."""
+        return self.member_atomic_energies(features, species).mean(0)
 
     def member_atomic_energies(self, features: torch.Tensor, species: torch.Tensor
                                ) -> torch.Tensor:
-        """Network part of the atomic energies of every committee member (eV), [K, N]."""
+        """Network part of the atomic energies of every committee member (eV), [K, N]
+        (K = 1 for a single potential)."""
         out = torch.zeros(features.shape[0], self.committee_size, dtype=features.dtype,
                           device=features.device)
         for k, e in enumerate(self.elements):
             idx = torch.nonzero(species == k).squeeze(1)
             if idx.numel() == 0:
                 continue
-            net = self.networks[e]
-            g = features[idx, : net.n_inputs]
-            val = net.member_outputs(g) if isinstance(net, CommitteeNetwork) else net(g)[None]
-            out = out.index_put((idx,), val.T)
+            nets = member_networks(self.networks[e])
+            g = features[idx, : nets[0].n_inputs]
+            out = out.index_put((idx,), torch.stack([net(g) for net in nets], 1))
         return out.T
 
     def _total(self, e_nn, species, structure_index, n_structures):
@@ -311,21 +302,17 @@ class NeuralNetworkPotential(nn.Module):
         if need_grad and not vectors.requires_grad:
             vectors.requires_grad_(True)
         g = self.descriptor(batch, vectors)
-        if self.committee_size > 1:
-            e_members = self.member_atomic_energies(g, batch.species)
-            e_nn = e_members.mean(0)
-        else:
-            e_nn = self.atomic_energies(g, batch.species)
+        e_members = self.member_atomic_energies(g, batch.species)
+        e_nn = e_members.mean(0)
         energy, e_atom = self._total(e_nn, batch.species, batch.structure_index,
                                      batch.n_structures)
         out = {"energy": energy, "energies": e_atom, "features": g}
         if self.committee_size > 1:
-            # spread of the members' total energies (the reference energies cancel)
-            totals = torch.zeros(self.committee_size, batch.n_structures, dtype=torch.float64,
-                                 device=g.device).index_add(
-                1, batch.structure_index, e_members.detach().to(torch.float64))
-            out["energy_members"] = totals + (energy.detach() - totals.mean(0))
-            out["energy_std"] = totals.std(0, unbiased=True)
+            members = torch.stack([self._total(e, batch.species, batch.structure_index,
+                                               batch.n_structures)[0]
+                                   for e in e_members.detach()])
+            out["energy_members"] = members
+            out["energy_std"] = members.std(0, unbiased=True)
             out["energies_std"] = e_members.detach().to(torch.float64).std(0, unbiased=True)
         if member_forces:
             out["forces_members"] = torch.stack([forces_from_pair_gradient(

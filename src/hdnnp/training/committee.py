@@ -77,7 +77,7 @@ def _train_member(cfg_dict: dict, resume: bool, verbose: bool, prefix: str) -> d
 def train_committee(cfg: TrainConfig, resume: bool = False, progress: bool = True,
                     log=print) -> dict:
     """Train (or resume) the committee configured by ``cfg``; returns its metrics."""
-    from hdnnp.training.trainer import evaluate_run, prepare_data, write_split
+    from hdnnp.training.trainer import Trainer, evaluate_run, prepare_data, write_split
 
     verbose = log is not None
     log = log or (lambda *a, **k: None)
@@ -100,8 +100,6 @@ def train_committee(cfg: TrainConfig, resume: bool = False, progress: bool = Tru
     interrupted = False
     if jobs == 1:
         for k, m, res in todo:
-            from hdnnp.training.trainer import Trainer
-
             result = Trainer(m, resume=res, progress=progress,
                              log=lambda *a, k=k, **kw: log(f"member {k + 1}:", *a)).run()
             if result.get("stop_reason") == "interrupted":
@@ -120,10 +118,11 @@ def train_committee(cfg: TrainConfig, resume: bool = False, progress: bool = Tru
                 log("interrupted: the members stop and keep their best models")
                 wait(futures)
             for f in futures:
-                if isinstance(f.exception(), KeyboardInterrupt):
+                exc = f.exception()
+                if isinstance(exc, KeyboardInterrupt):
                     interrupted = True
-                elif f.exception() is not None:
-                    raise f.exception()
+                elif exc is not None:
+                    raise exc
                 elif f.result().get("stop_reason") == "interrupted":
                     interrupted = True
 
@@ -145,6 +144,7 @@ def train_committee(cfg: TrainConfig, resume: bool = False, progress: bool = Tru
     provenance = {"committee": len(trained), "committee_requested": size,
                   "members": member_metrics, "member_training": models[0].metadata.get(
                       "training", {}), "config": cfg.to_dict(), "hdnnp_version": __version__}
+    # written before the evaluation too: the report reads the reference energies from it
     save_potential(model, run_dir / "model.json", training=provenance)
 
     train_ds, test_ds, _ = prepare_data(cfg)
