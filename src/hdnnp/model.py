@@ -18,7 +18,9 @@ networks learn cohesive energies:
 :math:`s` and per-element shift :math:`b_Z` are stored with the model).
 Forces :math:`\mathbf F = -\partial E/\partial \mathbf r` and the stress
 :math:`\sigma = V^{-1}\,\partial E/\partial\varepsilon` (virial over volume, ASE's sign
-convention) follow by automatic differentiation through the descriptor.
+convention) follow from :math:`\partial E/\partial\mathbf G` of the networks (automatic
+differentiation through the small networks only) contracted with the descriptor's
+analytic derivatives (:mod:`hdnnp.descriptors.engine`).
 Energies in eV, lengths in Å, forces in eV/Å, stress in eV/Å³.
 
 A *committee* (ensemble) of :math:`K` potentials that share the descriptor and reference
@@ -42,11 +44,7 @@ import torch
 from torch import nn
 
 from hdnnp.activations import activation, canonical_activation
-from hdnnp.descriptors.base import (
-    Descriptor,
-    forces_from_pair_gradient,
-    virial_from_pair_gradient,
-)
+from hdnnp.descriptors.engine import Descriptor, accumulate_pair_gradient
 from hdnnp.errors import HdnnpError
 from hdnnp.neighbours import StructureBatch
 
@@ -284,54 +282,119 @@ class NeuralNetworkPotential(nn.Module):
                            n_structures)[0]
 
     def forward(self, batch: StructureBatch, forces: bool = True, stress: bool = False,
-                create_graph: bool = False, member_forces: bool = False
-                ) -> dict[str, torch.Tensor]:
+                create_graph: bool = False, member_forces: bool = False,
+                atomic_virials: bool = False) -> dict[str, torch.Tensor]:
         """Energies (and forces, stress, per-atom energies) of a batch.
 
         Returns a dict with ``energy`` [B] (eV), ``energies`` [N] (eV, per atom),
         ``features`` [N, F], and on request ``forces`` [N, 3] (eV/Å) and ``virial``
         [B, 3, 3] (:math:`\\partial E/\\partial\\varepsilon`, eV) and ``stress`` [B, 3, 3]
-        (eV/Å³; only for 3D-periodic structures, NaN otherwise).  A committee adds
-        ``energy_members`` [K, B], ``energy_std`` [B] and ``energies_std`` [N] (eV), and
-        with ``member_forces`` every member's forces ``forces_members`` [K, N, 3] (one
-        more backward pass per member).
+        (eV/Å³; only for 3D-periodic structures, NaN otherwise); ``atomic_virials`` adds
+        ``virials`` [N, 3, 3] (eV), the strain derivative of each atom's energy
+        :math:`\\sum_{p: i(p)=a} (\\partial E_a/\\partial\\mathbf d_p)\\otimes\\mathbf d_p`
+        (they sum to ``virial``).  A committee adds ``energy_members`` [K, B],
+        ``energy_std`` [B] and ``energies_std`` [N] (eV), and with ``member_forces`` every
+        member's forces ``forces_members`` [K, N, 3] (one more gradient pass per member).
+
+        The descriptor is evaluated in blocks of centre atoms, two passes each
+        (:mod:`hdnnp.descriptors.engine`); ``create_graph`` (forces that stay
+        differentiable with respect to the parameters) uses the tensor path instead.
         """
-        vectors = batch.pair_vectors()
+        if create_graph:
+            return self._forward_autograd(batch, forces, stress)
         member_forces = member_forces and self.committee_size > 1
-        need_grad = forces or stress or member_forces
-        if need_grad and not vectors.requires_grad:
-            vectors.requires_grad_(True)
-        g = self.descriptor(batch, vectors)
-        e_members = self.member_atomic_energies(g, batch.species)
+        need_grad = forces or stress or member_forces or atomic_virials
+        n, K = batch.n_total_atoms, self.committee_size
+        device = batch.positions.device
+        wdtype = next(self.parameters()).dtype
+        f64 = dict(dtype=torch.float64, device=device)
+        e_members = torch.zeros(K, n, **f64)
+        feats = torch.zeros(n, self.descriptor.max_features, dtype=wdtype, device=device)
+        n_sets = K if member_forces else 1
+        f_sets = torch.zeros(n_sets, n, 3, **f64) if need_grad else None
+        virial = torch.zeros(batch.n_structures, 3, 3, **f64) if stress else None
+        at_vir = torch.zeros(n, 3, 3, **f64) if atomic_virials else None
+        vectors = batch.pair_vectors().detach()
+        for block in self.descriptor.evaluate(batch, vectors):
+            c, p = block.centres, block.pairs
+            g = block.features.to(wdtype)
+            feats[c] = g
+            with torch.enable_grad():
+                g.requires_grad_(need_grad)
+                e_b = self.member_atomic_energies(g, batch.species[c])
+                e_members[:, c] = e_b.detach().to(torch.float64)
+                if not need_grad:
+                    continue
+                targets = list(e_b) if member_forces else [e_b.mean(0)]
+                keep = member_forces and (stress or atomic_virials)
+                for k, e in enumerate(targets):
+                    (de_dg,) = torch.autograd.grad(e.sum(), g,
+                                                   retain_graph=keep or k < n_sets - 1)
+                    de_dd = block.pair_gradient(de_dg).to(**f64)
+                    want_v = stress and k == 0 and not member_forces
+                    accumulate_pair_gradient(
+                        de_dd, batch.centers[p], batch.neighbours[p], f_sets[k],
+                        vectors[p].to(torch.float64), batch.structure_index[batch.centers[p]],
+                        virial if want_v else None,
+                        at_vir if atomic_virials and not member_forces else None)
+            if member_forces and (stress or atomic_virials):
+                # the committee's virial is the members' mean: one more pass with the mean
+                (de_dg,) = torch.autograd.grad(e_b.mean(0).sum(), g)
+                de_dd = block.pair_gradient(de_dg).to(**f64)
+                accumulate_pair_gradient(
+                    de_dd, batch.centers[p], batch.neighbours[p], torch.zeros(n, 3, **f64),
+                    vectors[p].to(torch.float64), batch.structure_index[batch.centers[p]],
+                    virial, at_vir)
+            if hasattr(block, "release"):
+                block.release()
         e_nn = e_members.mean(0)
         energy, e_atom = self._total(e_nn, batch.species, batch.structure_index,
                                      batch.n_structures)
-        out = {"energy": energy, "energies": e_atom, "features": g}
-        if self.committee_size > 1:
+        out = {"energy": energy, "energies": e_atom, "features": feats}
+        if K > 1:
             members = torch.stack([self._total(e, batch.species, batch.structure_index,
-                                               batch.n_structures)[0]
-                                   for e in e_members.detach()])
+                                               batch.n_structures)[0] for e in e_members])
             out["energy_members"] = members
             out["energy_std"] = members.std(0, unbiased=True)
-            out["energies_std"] = e_members.detach().to(torch.float64).std(0, unbiased=True)
+            out["energies_std"] = e_members.std(0, unbiased=True)
         if member_forces:
-            out["forces_members"] = torch.stack([forces_from_pair_gradient(
-                torch.autograd.grad(e_members[k].sum(), vectors, retain_graph=True)[0],
-                batch.centers, batch.neighbours, batch.n_total_atoms)
-                for k in range(self.committee_size)])
+            out["forces_members"] = f_sets.to(wdtype)
+        if forces:
+            out["forces"] = f_sets.mean(0).to(wdtype)
+        if stress:
+            self._stress(out, batch, virial)
+        if atomic_virials:
+            out["virials"] = at_vir
+        return out
+
+    @staticmethod
+    def _stress(out: dict, batch: StructureBatch, virial: torch.Tensor) -> None:
+        volume = torch.linalg.det(batch.cells.to(virial.dtype)).abs()
+        volume = torch.where(volume > 1e-12, volume, torch.full_like(volume, float("nan")))
+        out["virial"] = virial
+        out["stress"] = 0.5 * (virial + virial.transpose(1, 2)) / volume.view(-1, 1, 1)
+
+    def _forward_autograd(self, batch: StructureBatch, forces: bool, stress: bool) -> dict:
+        """Energies, forces and stress with autograd through the descriptor's tensor path,
+        keeping the graph (``create_graph``)."""
+        vectors = batch.pair_vectors()
+        if not vectors.requires_grad:
+            vectors.requires_grad_(True)
+        g = self.descriptor(batch, vectors)
+        e_nn = self.atomic_energies(g, batch.species)
+        energy, e_atom = self._total(e_nn, batch.species, batch.structure_index,
+                                     batch.n_structures)
+        out = {"energy": energy, "energies": e_atom, "features": g}
         if forces or stress:
-            (de_dd,) = torch.autograd.grad(e_nn.sum(), vectors, create_graph=create_graph)
-            if forces:
-                out["forces"] = forces_from_pair_gradient(de_dd, batch.centers, batch.neighbours,
-                                                          batch.n_total_atoms)
+            (de_dd,) = torch.autograd.grad(e_nn.sum(), vectors, create_graph=True)
+            f = torch.zeros(batch.n_total_atoms, 3, dtype=de_dd.dtype, device=de_dd.device)
+            out["forces"] = f.index_add(0, batch.centers, de_dd).index_add(
+                0, batch.neighbours, -de_dd)
             if stress:
-                pair_structure = batch.structure_index[batch.centers]
-                virial = virial_from_pair_gradient(de_dd, vectors.detach(), pair_structure,
-                                                   batch.n_structures)
-                volume = torch.linalg.det(batch.cells).abs()
-                volume = torch.where(volume > 1e-12, volume, torch.full_like(volume, float("nan")))
-                out["virial"] = virial
-                out["stress"] = 0.5 * (virial + virial.transpose(1, 2)) / volume.view(-1, 1, 1)
+                w = torch.zeros(batch.n_structures, 3, 3, dtype=de_dd.dtype, device=de_dd.device)
+                virial = w.index_add(0, batch.structure_index[batch.centers],
+                                     de_dd.unsqueeze(-1) * vectors.detach().unsqueeze(-2))
+                self._stress(out, batch, virial)
         return out
 
     # -------------------------------------------------------- extrapolation

@@ -36,7 +36,8 @@ class StructureBatch:
     species: torch.Tensor  #: [N] element index into the model's element list
     structure_index: torch.Tensor  #: [N] structure each atom belongs to
     n_atoms: torch.Tensor  #: [B] atoms per structure
-    centers: torch.Tensor  #: [P] index of atom i of each pair (sorted ascending)
+    centers: torch.Tensor  #: [P] index of atom i of each pair (sorted ascending, then by
+    #: the element of j)
     neighbours: torch.Tensor  #: [P] index of atom j of each pair
     cell_shifts: torch.Tensor  #: [P, 3] integer cell shifts S (stored as floats)
 
@@ -136,6 +137,9 @@ def build_batch(
         sidx.append(np.full(n, b, dtype=np.int64))
         nat.append(n)
         i, j, s = neighbour_pairs(atoms, cutoff)
+        # the descriptor kernels need each centre's pairs grouped by neighbour element
+        order = np.lexsort((spec[-1][j], i))
+        i, j, s = i[order], j[order], s[order]
         ci.append(i + offset)
         cj.append(j + offset)
         sh.append(s)

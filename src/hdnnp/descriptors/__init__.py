@@ -1,17 +1,25 @@
-"""Atomic-environment descriptors: Behler–Parrinello symmetry functions and ænet's
-Chebyshev descriptor on a shared, vectorised engine (:mod:`hdnnp.descriptors.base`)."""
+"""Atomic-environment descriptors on one engine (:mod:`hdnnp.descriptors.engine`): the
+symmetry-function family (Behler G1–G5 and the n2p2 types, :mod:`~.symmetry`) and ænet's
+Chebyshev descriptor (:mod:`~.chebyshev`)."""
 
 from __future__ import annotations
 
-from hdnnp.descriptors.base import Descriptor, PairGeometry, PairJacobian
-from hdnnp.descriptors.behler import BehlerParrinello, default_behler_functions
 from hdnnp.descriptors.chebyshev import Chebyshev
 from hdnnp.descriptors.cutoffs import CutoffFunction
+from hdnnp.descriptors.engine import Descriptor, PairJacobian
+from hdnnp.descriptors.symmetry import SymmetryFunctions, default_behler_functions
 from hdnnp.errors import HdnnpError
 
-#: Descriptor classes by the ``kind`` stored in potential files.
+#: Behler's and n2p2's functions are one family: both names are the same class.
+BehlerParrinello = SymmetryFunctions
+N2P2SymmetryFunctions = SymmetryFunctions
+
+#: Descriptor classes by the ``kind`` stored in potential files ("behler" and "n2p2" are
+#: the kinds of files written before the two were one family).
 DESCRIPTOR_KINDS: dict[str, type[Descriptor]] = {
-    BehlerParrinello.kind: BehlerParrinello,
+    SymmetryFunctions.kind: SymmetryFunctions,
+    "behler": SymmetryFunctions,
+    "n2p2": SymmetryFunctions,
     Chebyshev.kind: Chebyshev,
 }
 
@@ -25,13 +33,6 @@ def register_descriptor(cls: type[Descriptor]) -> type[Descriptor]:
 def descriptor_from_config(cfg: dict) -> Descriptor:
     """Rebuild a descriptor from its :meth:`Descriptor.to_config` dictionary."""
     kind = cfg.get("kind")
-    if kind not in DESCRIPTOR_KINDS:
-        # descriptor kinds defined in further modules register themselves on import
-        import importlib
-        import importlib.util
-
-        if importlib.util.find_spec("hdnnp.descriptors.n2p2") is not None:
-            importlib.import_module("hdnnp.descriptors.n2p2")
     if kind not in DESCRIPTOR_KINDS:
         raise HdnnpError(f"unknown descriptor kind {kind!r} (known: {', '.join(DESCRIPTOR_KINDS)})")
     return DESCRIPTOR_KINDS[kind].from_config(cfg)
@@ -50,7 +51,7 @@ def default_descriptor(kind: str, elements, cutoff: float, size: int = 8) -> Des
         return Chebyshev(elements, radial_rc=cutoff, radial_order=2 * size,
                          angular_rc=round(0.8125 * cutoff, 4), angular_order=max(1, size // 2))
     if kind == "behler":
-        return BehlerParrinello(elements, default_behler_functions(
+        return SymmetryFunctions(elements, default_behler_functions(
             elements, cutoff, n_radial=size, n_angular=max(2, size // 2)))
     raise HdnnpError(f"no default for descriptor kind {kind!r} (use chebyshev or behler)")
 
@@ -61,8 +62,9 @@ __all__ = [
     "Chebyshev",
     "CutoffFunction",
     "Descriptor",
-    "PairGeometry",
+    "N2P2SymmetryFunctions",
     "PairJacobian",
+    "SymmetryFunctions",
     "default_behler_functions",
     "default_descriptor",
     "descriptor_from_config",

@@ -55,15 +55,13 @@ from ase.data import atomic_numbers
 
 from hdnnp import __version__
 from hdnnp.activations import N2P2_ACTIVATIONS
-from hdnnp.descriptors.cutoffs import N2P2_CUTOFF_TYPES
-from hdnnp.descriptors.n2p2 import (
+from hdnnp.descriptors.symmetry import (
     SF_NEIGHBOURS,
     SF_OPTIONAL,
     SF_PARAMETERS,
-    N2P2SymmetryFunctions,
+    SymmetryFunctions,
     convert_function_units,
-    n2p2_sort_key,
-    normalise_n2p2_function,
+    normalise_function,
 )
 from hdnnp.errors import HdnnpError, InputFileError, PotentialFileError
 from hdnnp.fileio import atomic_write_text
@@ -104,7 +102,9 @@ def parse_symfunction_line(value: str, line: int, settings: N2P2Settings,
                              line) from None
     if kind not in SF_PARAMETERS:
         raise InputFileError(path, f"symfunction_short: unsupported symmetry function type "
-                             f"{kind} (supported: {', '.join(map(str, SF_PARAMETERS))})", line)
+                             f"{kind} (supported: "
+                             f"{', '.join(str(t) for t in SF_PARAMETERS if isinstance(t, int))})",
+                             line)
     n_nb = SF_NEIGHBOURS[kind]
     names = SF_PARAMETERS[kind]
     n_opt = len(SF_OPTIONAL.get(kind, {}))
@@ -124,7 +124,7 @@ def parse_symfunction_line(value: str, line: int, settings: N2P2Settings,
         spec[name] = text if name == "subtype" else parse_float(
             text, path, line, f"symfunction_short {name}")
     try:
-        return normalise_n2p2_function(spec, elements)
+        return normalise_function(spec, elements)
     except HdnnpError as exc:
         raise InputFileError(path, f"symfunction_short: {exc}", line) from None
 
@@ -201,7 +201,7 @@ def load_n2p2_potential(path: str | Path, length_unit: str | float | None = None
         order = sorted(range(len(per_element[e])),
                        key=lambda k, e=e: n2p2_sort_key(per_element[e][k], index))
         functions.extend(convert_function_units(per_element[e][k], lf) for k in order)
-    descriptor = N2P2SymmetryFunctions(elements, functions, cutoff_type, alpha)
+    descriptor = SymmetryFunctions(elements, functions, cutoff_type, alpha)
     counts = [descriptor.n_features(e) for e in elements]
 
     # scaling
@@ -317,38 +317,49 @@ def load_n2p2_potential(path: str | Path, length_unit: str | float | None = None
 
 # ------------------------------------------------------------------------ export
 def n2p2_functions(descriptor) -> tuple[list[dict], int, float]:
-    """(function specs in Å, cutoff type, α) of an n2p2-expressible descriptor.
+    """(function specs in Å with n2p2 type numbers, cutoff type, α) of an n2p2-expressible
+    descriptor: symmetry functions of n2p2's types (Behler's G1, G2, G4, G5 are n2p2 types
+    2, 2, 3, 9 with r_s = 0; see :mod:`hdnnp.descriptors.symmetry`)."""
+    if not isinstance(descriptor, SymmetryFunctions):
+        raise HdnnpError(f"a {descriptor.kind!r} descriptor cannot be written as n2p2 symmetry "
+                         "functions (n2p2-expressible: symmetry functions of n2p2's types and "
+                         "Behler's G1/G2/G4/G5)")
+    out = descriptor.canonical_functions()
+    for k, f in enumerate(out):
+        if f["type"] not in SF_PARAMETERS or isinstance(f["type"], str):
+            raise HdnnpError(f"symmetry function {k} is Behler's cosine G3, which n2p2 does "
+                             "not have (n2p2-expressible: G1, G2, G4, G5 and n2p2's types)")
+    return out, descriptor.cutoff_type, descriptor.cutoff_alpha
 
-    Accepts :class:`~hdnnp.descriptors.n2p2.N2P2SymmetryFunctions` and ænet-convention
-    :class:`~hdnnp.descriptors.behler.BehlerParrinello` with G1, G2, G4, G5: G1 and G2 are
-    n2p2 type 2 (G1 with η = 0), G4 is type 3 and G5 type 9 with :math:`r_s = 0` (same
-    :math:`2^{1-\\zeta}` prefactor per unordered pair; see :mod:`hdnnp.descriptors.behler`).
+
+def n2p2_sort_key(spec: dict, element_index: dict[str, int]) -> tuple:
+    """The key by which n2p2 orders the symmetry functions of one element.
+
+    n2p2 sorts the functions of each element (``Element::sortSymmetryFunctions``) with the
+    comparison operators of its SF classes: type first, then for the Gaussian types
+    r_c, η, r_s, (ζ, λ,) neighbour element indices (elements indexed by increasing atomic
+    number), for the compact types the subtype, neighbour indices, r_c, r_l and the angles.
+    The cutoff type and α are common to all functions and do not change the order.  The
+    network inputs and the lines of ``scaling.data`` follow this order.
     """
-    from hdnnp.descriptors.behler import BehlerParrinello
-
-    if isinstance(descriptor, N2P2SymmetryFunctions):
-        return ([dict(f, neighbours=list(f["neighbours"])) for f in descriptor.functions],
-                descriptor.cutoff_type, descriptor.cutoff_alpha)
-    if isinstance(descriptor, BehlerParrinello):
-        names = {v: k for k, v in N2P2_CUTOFF_TYPES.items()}
-        ctype = names[descriptor.cutoff_kind]
-        out = []
-        for k, f in enumerate(descriptor.functions):
-            base = {"center": f["center"], "neighbours": list(f["neighbours"]), "rc": f["rc"]}
-            if f["type"] == "G1":
-                out.append({**base, "type": 2, "eta": 0.0, "rs": 0.0})
-            elif f["type"] == "G2":
-                out.append({**base, "type": 2, "eta": f["eta"], "rs": f["rs"]})
-            elif f["type"] in ("G4", "G5"):
-                out.append({**base, "type": 3 if f["type"] == "G4" else 9, "eta": f["eta"],
-                            "lambda": f["lambda"], "zeta": f["zeta"], "rs": 0.0})
-            else:
-                raise HdnnpError(f"symmetry function {k} is of type {f['type']}, which n2p2 "
-                                 "does not have (n2p2-expressible: G1, G2, G4, G5)")
-        return out, ctype, descriptor.cutoff_alpha
-    raise HdnnpError(f"a {descriptor.kind!r} descriptor cannot be written as n2p2 symmetry "
-                     "functions (n2p2-expressible: the 'n2p2' descriptor and 'behler' "
-                     "G1/G2/G4/G5)")
+    t = int(spec["type"])
+    nb = sorted(element_index[e] for e in spec.get("neighbours", []))
+    if t in (2,):
+        return (t, spec["rc"], spec["eta"], spec["rs"], *nb)
+    if t in (3, 9):
+        return (t, spec["rc"], spec["eta"], spec["rs"], spec["zeta"], spec["lambda"], *nb)
+    if t == 12:
+        return (t, spec["rc"], spec["eta"], spec["rs"])
+    if t == 13:
+        return (t, spec["rc"], spec["eta"], spec["rs"], spec["zeta"], spec["lambda"])
+    if t == 20:
+        return (t, spec["subtype"], *nb, spec["rc"], spec["rl"])
+    if t in (21, 22):
+        return (t, spec["subtype"], *nb, spec["rc"], spec["rl"], spec["angle_left"],
+                spec["angle_right"])
+    if t == 23:
+        return (t, spec["subtype"], spec["rc"], spec["rl"])
+    return (t, spec["subtype"], spec["rc"], spec["rl"], spec["angle_left"], spec["angle_right"])
 
 
 def _fmt(x) -> str:
@@ -388,7 +399,7 @@ def export_n2p2_potential(model: NeuralNetworkPotential, outdir: str | Path,
     lf = length_factor(length_unit)
     ef = energy_factor(energy_unit)
     functions, ctype, alpha = n2p2_functions(model.descriptor)
-    functions = [normalise_n2p2_function(convert_function_units(f, 1.0 / lf), model.elements)
+    functions = [normalise_function(convert_function_units(f, 1.0 / lf), model.elements)
                  for f in functions]
     elements = sorted(model.elements, key=lambda e: atomic_numbers[e])
     index = {e: k for k, e in enumerate(elements)}

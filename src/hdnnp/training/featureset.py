@@ -1,20 +1,20 @@
 r"""Descriptors and their pair Jacobians, computed once per data set.
 
 Training on forces needs :math:`\mathbf F = -\partial E/\partial\mathbf r` for every
-epoch.  Differentiating the descriptor code twice per step (once for the forces,
-once more for the weight gradient) is expensive; instead the features
-:math:`\mathbf G` and the pair Jacobians
-:math:`\partial \mathbf G_{i(p)}/\partial\mathbf d_p` (see
-:mod:`hdnnp.descriptors.base`) are computed once and stored, and each epoch only
-contracts them with the network's :math:`\partial E/\partial \mathbf G`:
+epoch.  Differentiating the descriptor twice per step (once for the forces, once more for
+the weight gradient) is expensive; instead the features :math:`\mathbf G` and the pair
+Jacobians :math:`\partial \mathbf G_{i(p)}/\partial\mathbf d_p` (see
+:mod:`hdnnp.descriptors.engine`) are computed once by the compiled kernels and stored, and
+each epoch only contracts them with the network's :math:`\partial E/\partial \mathbf G`:
 
 .. math:: \frac{\partial E}{\partial \mathbf d_p} = \sum_f
-   \frac{\partial E}{\partial G_{i(p)f}}\,\frac{\partial G_{i(p)f}}{\partial \mathbf d_p}.
+   \frac{\partial E}{\partial G_{i(p)f}}\,\frac{\partial G_{i(p)f}}{\partial\mathbf d_p}.
 
-Memory: radial Jacobians are stored as one scalar per pair and feature (the
-direction is the pair's unit vector), angular ones as 3-vectors, by default in
-float32 (≈ 4 bytes × (F_rad + 3 F_ang) per pair).  Structures that do not take part
-in force training (``force_mask``) store no Jacobian at all.
+Memory: only the derivatives a pair can have are stored — per (centre element, neighbour
+element) bucket the radial columns of that element pair as one scalar per pair and
+column (the direction is the pair's unit vector) and its angular columns as 3-vectors,
+by default in float32.  Structures that do not take part in force training
+(``force_mask``) store no Jacobian at all.
 
 A :class:`FeatureSet` keeps all structures in flat, concatenated tensors with
 per-structure offsets; :meth:`FeatureSet.batch` collates any subset of structures
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from hdnnp.data import Dataset
-from hdnnp.descriptors.base import Descriptor, PairJacobian
+from hdnnp.descriptors.engine import Descriptor, JacobianBucket, PairJacobian
 from hdnnp.neighbours import build_batch
 
 
@@ -61,6 +61,56 @@ class TrainingBatch:
         return int(self.n_atoms.shape[0])
 
 
+class _BucketStore:
+    """Rows of one (centre, neighbour) element bucket of every force structure."""
+
+    def __init__(self, elements, radial_columns, vector_columns):
+        self.elements = elements
+        self.radial_columns, self.vector_columns = radial_columns, vector_columns
+        self.parts = {k: [] for k in ("rc", "rn", "radial", "unit", "vc", "vn", "vector")}
+        self.n_radial: list[np.ndarray] = []
+        self.n_vector: list[np.ndarray] = []
+
+    def finish(self, n_structures: int, jdtype, device):
+        def cat(key, shape, dtype):
+            return (torch.cat(self.parts[key]) if self.parts[key]
+                    else torch.zeros(shape, dtype=dtype)).to(device)
+
+        nr, nv = self.radial_columns.numel(), self.vector_columns.numel()
+        self.rc, self.rn = cat("rc", (0,), torch.long), cat("rn", (0,), torch.long)
+        self.radial, self.unit = cat("radial", (0, nr), jdtype), cat("unit", (0, 3), jdtype)
+        self.vc, self.vn = cat("vc", (0,), torch.long), cat("vn", (0,), torch.long)
+        self.vector = cat("vector", (0, nv, 3), jdtype)
+        counts = [np.concatenate(c) if c else np.zeros(n_structures, dtype=np.int64)
+                  for c in (self.n_radial, self.n_vector)]
+        self.count_r = torch.as_tensor(counts[0], device=device)
+        self.count_v = torch.as_tensor(counts[1], device=device)
+        zero = torch.zeros(1, dtype=torch.long, device=device)
+        self.off_r = torch.cat([zero, torch.cumsum(self.count_r, 0)])
+        self.off_v = torch.cat([zero, torch.cumsum(self.count_v, 0)])
+        del self.parts
+
+    def memory_bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (
+            self.rc, self.rn, self.radial, self.unit, self.vc, self.vn, self.vector))
+
+    def collate(self, idx, atom_start, device) -> JacobianBucket:
+        b = idx.numel()
+        rows_r = _ranges(self.off_r[idx], self.count_r[idx])
+        struct_r = torch.repeat_interleave(torch.arange(b, device=device), self.count_r[idx])
+        rows_v = _ranges(self.off_v[idx], self.count_v[idx])
+        struct_v = torch.repeat_interleave(torch.arange(b, device=device), self.count_v[idx])
+        shift_r, shift_v = atom_start[struct_r], atom_start[struct_v]
+        empty = torch.zeros(0, dtype=torch.long, device=device)
+        return JacobianBucket(
+            radial_columns=self.radial_columns, radial_pairs=empty,
+            radial_centres=self.rc[rows_r] + shift_r, radial_neighbours=self.rn[rows_r] + shift_r,
+            radial=self.radial[rows_r], unit=self.unit[rows_r],
+            vector_columns=self.vector_columns, vector_pairs=empty,
+            vector_centres=self.vc[rows_v] + shift_v, vector_neighbours=self.vn[rows_v] + shift_v,
+            vector=self.vector[rows_v], elements=self.elements)
+
+
 class FeatureSet:
     """Features (and pair Jacobians of the force structures) of a whole data set."""
 
@@ -72,8 +122,6 @@ class FeatureSet:
         self.dtype = dtype
         self.jacobian_dtype = jacobian_dtype
         self.elements = descriptor.elements
-        self.radial_columns = descriptor.radial_columns().to(self.device)
-        self.vector_columns = descriptor.vector_columns().to(self.device)
         n = len(dataset)
         has_f = dataset.has_forces
         force_mask = has_f if force_mask is None else (np.asarray(force_mask, bool) & has_f)
@@ -83,12 +131,14 @@ class FeatureSet:
         self.energy = torch.as_tensor(dataset.energies, dtype=torch.float64, device=self.device)
         self.atom_offsets = torch.cat([torch.zeros(1, dtype=torch.long, device=self.device),
                                        torch.cumsum(self.n_atoms, 0)])
+        S = len(descriptor.elements)
+        lay = descriptor.layout
+        self._buckets = {(c, s): _BucketStore(
+            (c, s), torch.tensor(lay.radial_columns[c][s], dtype=torch.long, device=self.device),
+            torch.tensor(lay.vector_columns[c][s], dtype=torch.long, device=self.device))
+            for c in range(S) for s in range(S)}
 
         feats, species, forces = [], [], []
-        centers, neigh, radial, unit, vpairs, vector = [], [], [], [], [], []
-        n_pairs = np.zeros(n, dtype=np.int64)
-        n_vpairs = np.zeros(n, dtype=np.int64)
-
         # chunks of consecutive structures, ~chunk_atoms atoms each
         chunks, cur, cur_atoms = [], [], 0
         for k in range(n):
@@ -107,72 +157,62 @@ class FeatureSet:
             iterator = tqdm(chunks, desc=desc, unit="chunk", leave=False)
         for chunk in iterator:
             structs = [dataset[k] for k in chunk]
-            batch = build_batch(structs, descriptor.elements, descriptor.cutoff, dtype=dtype,
-                                device=self.device, names=[self.names[k] for k in chunk])
-            with_j = [k for k in chunk if force_mask[k]]
-            if with_j:
+            batch = build_batch(structs, descriptor.elements, descriptor.cutoff,
+                                dtype=torch.float64, names=[self.names[k] for k in chunk])
+            keep = np.array([bool(force_mask[k]) for k in chunk])
+            if keep.any():
                 g, jac = descriptor.features_and_jacobian(batch, jacobian_dtype)
+                self._store(jac, batch, keep, len(chunk))
             else:
-                with torch.no_grad():
-                    g = descriptor(batch)
-                jac = None
-            feats.append(g.detach())
-            species.append(batch.species)
+                g = descriptor(batch)
+            feats.append(g.to(device=self.device, dtype=dtype))
+            species.append(batch.species.to(self.device))
             for k in chunk:
                 f = dataset.forces(k)
                 forces.append(torch.as_tensor(f, dtype=torch.float64) if f is not None
                               else torch.full((len(dataset[k]), 3), float("nan"),
                                               dtype=torch.float64))
-            if jac is None:
-                continue
-            # split the chunk's Jacobian into per-structure pieces (force structures only)
-            pair_struct = batch.structure_index[batch.centers]
-            atom_start = torch.cumsum(batch.n_atoms, 0) - batch.n_atoms
-            keep_struct = torch.tensor([bool(force_mask[k]) for k in chunk], device=self.device)
-            keep_pair = keep_struct[pair_struct]
-            pair_ids = torch.nonzero(keep_pair).squeeze(1)
-            new_pair_index = torch.full((keep_pair.numel(),), -1, dtype=torch.long,
-                                        device=self.device)
-            ps = pair_struct[pair_ids]
-            # local (per-structure) pair index of kept pairs
-            counts_all = torch.bincount(pair_struct, minlength=len(chunk))
-            pstart = torch.cumsum(counts_all, 0) - counts_all
-            new_pair_index[pair_ids] = pair_ids - pstart[ps]
-            centers.append(batch.centers[pair_ids] - atom_start[ps])
-            neigh.append(batch.neighbours[pair_ids] - atom_start[ps])
-            radial.append(jac.radial[pair_ids].to(jacobian_dtype))
-            unit.append(jac.unit_vectors[pair_ids].to(jacobian_dtype))
-            vp_struct = pair_struct[jac.vector_pairs]
-            keep_v = keep_struct[vp_struct]
-            vsel = torch.nonzero(keep_v).squeeze(1)
-            vpairs.append(new_pair_index[jac.vector_pairs[vsel]])
-            vector.append(jac.vector[vsel].to(jacobian_dtype))
-            cnt = torch.bincount(ps, minlength=len(chunk)).cpu().numpy()
-            vcnt = torch.bincount(vp_struct[vsel], minlength=len(chunk)).cpu().numpy()
-            for local, k in enumerate(chunk):
-                n_pairs[k] = cnt[local]
-                n_vpairs[k] = vcnt[local]
-
+        for store in self._buckets.values():
+            store.finish(n, jacobian_dtype, self.device)
         f_width = descriptor.max_features
         self.features = torch.cat(feats) if feats else torch.zeros(0, f_width, dtype=dtype)
         self.species = torch.cat(species) if species else torch.zeros(0, dtype=torch.long)
         self.forces = (torch.cat(forces) if forces else torch.zeros(0, 3, dtype=torch.float64)
                        ).to(self.device)
-        z = torch.zeros(0, dtype=torch.long, device=self.device)
-        self.centers = torch.cat(centers) if centers else z
-        self.neighbours = torch.cat(neigh) if neigh else z
-        self.radial = (torch.cat(radial) if radial else
-                       torch.zeros(0, self.radial_columns.numel(), dtype=jacobian_dtype))
-        self.unit = torch.cat(unit) if unit else torch.zeros(0, 3, dtype=jacobian_dtype)
-        self.vector_pairs = torch.cat(vpairs) if vpairs else z
-        self.vector = (torch.cat(vector) if vector else
-                       torch.zeros(0, self.vector_columns.numel(), 3, dtype=jacobian_dtype))
-        self.n_pairs = torch.as_tensor(n_pairs, device=self.device)
-        self.n_vpairs = torch.as_tensor(n_vpairs, device=self.device)
-        zero = torch.zeros(1, dtype=torch.long, device=self.device)
-        self.pair_offsets = torch.cat([zero, torch.cumsum(self.n_pairs, 0)])
-        self.vpair_offsets = torch.cat([zero, torch.cumsum(self.n_vpairs, 0)])
         self._full: TrainingBatch | None = None
+
+    def _store(self, jac: PairJacobian, batch, keep: np.ndarray, n_chunk: int) -> None:
+        """Append a chunk's Jacobian rows of its force structures, atoms renumbered per
+        structure."""
+        atom_start = torch.cumsum(batch.n_atoms, 0) - batch.n_atoms
+        keep_t = torch.as_tensor(keep)
+        S = len(self.elements)
+        seen = set()
+        for b in jac.buckets:
+            c, s = b.elements
+            seen.add((c, s))
+            store = self._buckets[c, s]
+            for prefix, centres, neigh in (("r", b.radial_centres, b.radial_neighbours),
+                                           ("v", b.vector_centres, b.vector_neighbours)):
+                st = batch.structure_index[centres]
+                rows = torch.nonzero(keep_t[st]).squeeze(1)
+                counts = torch.bincount(st[rows], minlength=n_chunk).numpy()
+                shift = atom_start[st[rows]]
+                if prefix == "r":
+                    store.parts["rc"].append(centres[rows] - shift)
+                    store.parts["rn"].append(neigh[rows] - shift)
+                    store.parts["radial"].append(b.radial[rows])
+                    store.parts["unit"].append(b.unit[rows])
+                    store.n_radial.append(counts)
+                else:
+                    store.parts["vc"].append(centres[rows] - shift)
+                    store.parts["vn"].append(neigh[rows] - shift)
+                    store.parts["vector"].append(b.vector[rows])
+                    store.n_vector.append(counts)
+        for key in ((c, s) for c in range(S) for s in range(S)):
+            if key not in seen:
+                self._buckets[key].n_radial.append(np.zeros(n_chunk, dtype=np.int64))
+                self._buckets[key].n_vector.append(np.zeros(n_chunk, dtype=np.int64))
 
     def __len__(self) -> int:
         return int(self.n_atoms.numel())
@@ -182,9 +222,9 @@ class FeatureSet:
         return int(self.force_mask.sum())
 
     def memory_bytes(self) -> int:
-        ts = [self.features, self.radial, self.unit, self.vector, self.centers, self.neighbours,
-              self.vector_pairs, self.forces]
-        return sum(t.numel() * t.element_size() for t in ts)
+        ts = [self.features, self.forces]
+        return (sum(t.numel() * t.element_size() for t in ts)
+                + sum(b.memory_bytes() for b in self._buckets.values()))
 
     def batch(self, indices=None) -> TrainingBatch:
         """Collate the structures ``indices`` (all when None; that batch is cached)."""
@@ -204,23 +244,11 @@ class FeatureSet:
         forces = self.forces[atom_idx]
         fmask_struct = self.force_mask[idx]
         force_atoms = torch.nonzero(fmask_struct[struct] & ~torch.isnan(forces).any(1)).squeeze(1)
-
-        npair = self.n_pairs[idx]
-        jac = None
-        if int(npair.sum()) > 0:
-            pair_idx = _ranges(self.pair_offsets[idx], npair)
-            pair_struct = torch.repeat_interleave(torch.arange(b, device=self.device), npair)
-            shift = batch_atom_start[pair_struct]
-            nv = self.n_vpairs[idx]
-            v_idx = _ranges(self.vpair_offsets[idx], nv)
-            v_struct = torch.repeat_interleave(torch.arange(b, device=self.device), nv)
-            batch_pair_start = torch.cumsum(npair, 0) - npair
-            jac = PairJacobian(
-                radial_columns=self.radial_columns, radial=self.radial[pair_idx],
-                unit_vectors=self.unit[pair_idx], vector_columns=self.vector_columns,
-                vector_pairs=self.vector_pairs[v_idx] + batch_pair_start[v_struct],
-                vector=self.vector[v_idx], centers=self.centers[pair_idx] + shift,
-                neighbours=self.neighbours[pair_idx] + shift)
+        buckets = [store.collate(idx, batch_atom_start, self.device)
+                   for store in self._buckets.values()]
+        buckets = [bk for bk in buckets
+                   if bk.radial_centres.numel() or bk.vector_centres.numel()]
+        jac = PairJacobian(buckets, 0) if buckets else None
         return TrainingBatch(
             features=self.features[atom_idx], species=self.species[atom_idx],
             structure_index=struct, n_atoms=nat, energy=self.energy[idx], forces=forces,

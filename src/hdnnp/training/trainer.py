@@ -37,7 +37,6 @@ import torch
 from hdnnp import __version__
 from hdnnp.data import Dataset
 from hdnnp.descriptors import default_descriptor, descriptor_from_config
-from hdnnp.descriptors.base import forces_from_pair_gradient
 from hdnnp.errors import HdnnpError
 from hdnnp.fileio import atomic_path, atomic_write_text
 from hdnnp.model import NeuralNetworkPotential
@@ -137,9 +136,7 @@ def batch_predictions(model: NeuralNetworkPotential, tb: TrainingBatch, with_for
     forces = None
     if need_f:
         (de_dg,) = torch.autograd.grad(e_nn.sum(), g, create_graph=create_graph)
-        de_dd = tb.jacobian.pair_gradient(de_dg)
-        forces = forces_from_pair_gradient(de_dd, tb.jacobian.centers, tb.jacobian.neighbours,
-                                           g.shape[0])
+        forces = tb.jacobian.forces(de_dg, g.shape[0])
     return energy, forces
 
 

@@ -1,0 +1,760 @@
+r"""Compiled kernels of the descriptor engine (Numba, CPU).
+
+Why Numba: measured on the n2p2 water benchmark against a C++/OpenMP extension and NVIDIA
+Warp running the same algorithm (``bench/spike``, ``docs/benchmarks.md``), Numba with FMA
+contraction came within ~10 % of g++ ``-O3 -march=native`` on one thread and scaled the
+same to two, installs from wheels with no compiler on the user's machine and caches its
+machine code (``cache=True``); Warp's CPU backend was slower and runs on one thread.
+
+The kernels interpret a :class:`~hdnnp.descriptors.plan.TermPlan` (flat tables of every
+radial record and angular group of a descriptor) over one *block*: a set of centre atoms
+with their pairs, sorted by centre and then by neighbour element.  Per centre *i*:
+
+1. :func:`pair_cache` computes once per pair the distance, its inverse, the unit vector,
+   every cutoff function with its slope, the Gaussians :math:`e^{-\eta (r - r_s)^2}` of the
+   centre element's angular groups and the compact radial windows with their slopes;
+2. :func:`features` sums the radial terms, then for every angular group enumerates the
+   pairs of list entries (a, b) of the right elements (narrow functions keep only
+   :math:`r_{jk} < r_c`, without a branch), stores the triplet's expensive factors (cos θ,
+   :math:`r_{jk}`, :math:`f_c(r_{jk})`, the Gaussians) in a per-block store, and sums the
+   terms;
+3. :func:`pair_gradient` walks the stored triplets again and contracts the analytic
+   derivative of every term with :math:`c_f = \partial E/\partial G_{if}` into
+   :math:`\partial E/\partial\mathbf d_p` of the two pairs: per triplet the terms reduce to
+   four scalars
+
+   .. math:: A_{ij} = \sum_f c_f \frac{\partial T_f}{\partial r_{ij}},\;
+             A_{ik},\; A_{jk},\; A_{\cos} = \sum_f c_f \frac{\partial T_f}{\partial\cos\theta},
+
+   and one vector step per triplet (:func:`_triplet_vectors`) gives the pair gradients;
+4. :func:`jacobian` gives, for training, the features and the derivative of every
+   reachable function with respect to every pair vector (one row per pair, columns of the
+   centre/neighbour element pair only).
+
+Each centre writes only its own feature row and its own pairs' gradients, so the results
+are the same to the last bit for any number of threads.  FMA contraction is the only
+fast-math flag (no reassociation).  Lengths in Å.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+_FM = {"contract"}
+_jit = nb.njit(cache=True, fastmath=_FM, inline="always")
+_kernel = nb.njit(cache=True, fastmath=_FM, parallel=True)
+_serial = nb.njit(cache=True, fastmath=_FM)
+
+# record kinds (see plan.py)
+RK_GAUSS, RK_COS, RK_COMPACT, RK_CHEB = 0, 1, 2, 3
+AK_GAUSS, AK_COMPACT, AK_CHEB = 0, 1, 2
+# n2p2 cutoff type numbers
+CUT_HARD, CUT_COS, CUT_TANHU, CUT_TANH, CUT_EXP = 0, 1, 2, 3, 4
+_TANH_PRE = ((math.e + 1.0 / math.e) / (math.e - 1.0 / math.e)) ** 3
+#: centres per parallel work item
+CHUNK = 8
+
+
+# ------------------------------------------------------------------ elementary functions
+@_jit
+def _tanh_pos(x):
+    """tanh(x) for x >= 0 from one exp (libm's tanh is ~5x slower); expm1 where
+    1 - e^{-2x} would cancel."""
+    if x < 0.01:
+        e = math.expm1(2.0 * x)
+        return e / (e + 2.0)
+    e = math.exp(-2.0 * x)
+    return (1.0 - e) / (1.0 + e)
+
+
+@_jit
+def _poly_core(n, x):
+    """Polynomial cores of cutoff types 5-8 (n = 1..4) and their slopes, 0 <= x <= 1."""
+    if n == 1:
+        return (2.0 * x - 3.0) * x * x + 1.0, (6.0 * x - 6.0) * x
+    if n == 2:
+        x2 = x * x
+        return ((15.0 - 6.0 * x) * x - 10.0) * x2 * x + 1.0, ((60.0 - 30.0 * x) * x - 30.0) * x2
+    if n == 3:
+        x3 = x * x * x
+        return ((x * (x * (20.0 * x - 70.0) + 84.0) - 35.0) * x3 * x + 1.0,
+                (x * (x * (140.0 * x - 420.0) + 420.0) - 140.0) * x3)
+    x4 = x * x * x * x
+    return ((x * (x * ((315.0 - 70.0 * x) * x - 540.0) + 420.0) - 126.0) * x4 * x + 1.0,
+            (x * (x * ((2520.0 - 630.0 * x) * x - 3780.0) + 2520.0) - 630.0) * x4)
+
+
+@_jit
+def _exp_core(x):
+    """exp(1 - 1/(1 - x^2)) and its slope for 0 <= x < 1 (0 where 1 - x^2 rounds to 0)."""
+    t = 1.0 - x * x
+    if t <= 0.0:
+        return 0.0, 0.0
+    f = math.exp(1.0 - 1.0 / t)
+    return f, -2.0 * x * f / (t * t)
+
+
+@_jit
+def cutoff(kind, rc, alpha, r):
+    """n2p2 cutoff function f_c(r) of type ``kind`` and its slope (see cutoffs.py)."""
+    if r >= rc:
+        return 0.0, 0.0
+    if kind == CUT_HARD:
+        return 1.0, 0.0
+    if kind == CUT_TANHU or kind == CUT_TANH:
+        t = _tanh_pos(1.0 - r / rc)
+        pre = _TANH_PRE if kind == CUT_TANH else 1.0
+        return pre * t * t * t, -3.0 * pre * t * t * (1.0 - t * t) / rc
+    rci = alpha * rc
+    if r < rci:
+        return 1.0, 0.0
+    w = 1.0 / (rc - rci)
+    x = (r - rci) * w
+    if kind == CUT_COS:
+        return 0.5 * (math.cos(math.pi * x) + 1.0), -0.5 * math.pi * w * math.sin(math.pi * x)
+    if kind == CUT_EXP:
+        f, d = _exp_core(x)
+        return f, d * w
+    f, d = _poly_core(kind - 4, x)
+    return f, d * w
+
+
+@_jit
+def compact(sub, left, right, y):
+    """C(y; left, right) of subtype ``sub`` (1-4: p1-p4, 5: e; +10: asymmetric) and
+    dC/dy; zero outside the open interval (left, right)."""
+    centre = 0.5 * (left + right)
+    half = 0.5 * (right - left)
+    dy = y - centre
+    a = abs(dy) / half
+    if a >= 1.0:
+        return 0.0, 0.0
+    sgn = 1.0 / half if dy >= 0.0 else -1.0 / half
+    base = sub % 10
+    if sub >= 10:  # asymmetric: x -> (2 - x) x
+        da = 2.0 - 2.0 * a
+        a = (2.0 - a) * a
+        sgn *= da
+    if base == 5:
+        f, d = _exp_core(a)
+    else:
+        f, d = _poly_core(base, a)
+    return f, d * sgn
+
+
+@_jit
+def _ipow(x, n):
+    out = 1.0
+    while n:
+        if n & 1:
+            out *= x
+        n >>= 1
+        x *= x
+    return out
+
+
+@_jit
+def angular_factor(lam, zeta, cos):
+    """(1 + λ cos θ)^ζ and its derivative with respect to cos θ; 0 where 1 + λ cos ≤ 0."""
+    base = 1.0 + lam * cos
+    if base <= 0.0:
+        return 0.0, 0.0
+    if zeta == int(zeta) and 1.0 <= zeta <= 64.0:
+        pz = _ipow(base, int(zeta) - 1)
+    else:
+        pz = base ** (zeta - 1.0)
+    return pz * base, lam * zeta * pz
+
+
+@_jit
+def _triplet_vectors(grad, a, b, ra, rb, ia, ib, u, cos, djk, dra, drb, dcos):
+    r"""Add the gradient of a triplet term with respect to d_a = d_ij and d_b = d_ik:
+
+    .. math::
+        \partial/\partial\mathbf d_{ij} = A_{ij}\hat u_{ij}
+            - A_{jk}\,\frac{\mathbf d_{ik} - \mathbf d_{ij}}{r_{jk}}
+            + A_{\cos}\frac{\hat u_{ik} - \cos\theta\,\hat u_{ij}}{r_{ij}}
+
+    and j ↔ k (with +A_jk); ``djk`` is :math:`A_{jk}/r_{jk}`.
+    """
+    for x in range(3):
+        ua, ub = u[a, x], u[b, x]
+        dx = rb * ub - ra * ua
+        grad[a, x] += dra * ua - djk * dx + dcos * ia * (ub - cos * ua)
+        grad[b, x] += drb * ub + djk * dx + dcos * ib * (ua - cos * ub)
+
+
+@_jit
+def _chebyshev(x, n, t, dt):
+    """T_0..T_n(x) and their derivatives into t, dt (recurrences)."""
+    t[0] = 1.0
+    dt[0] = 0.0
+    if n >= 1:
+        t[1] = x
+        dt[1] = 1.0
+    for k in range(2, n + 1):
+        t[k] = 2.0 * x * t[k - 1] - t[k - 2]
+        dt[k] = 2.0 * t[k - 1] + 2.0 * x * dt[k - 1] - dt[k - 2]
+
+
+# ------------------------------------------------------------------ per-pair quantities
+@_kernel
+def pair_cache(plan, centre_species, pair_offsets, vectors, nspec, r, inv_r, u, fc, dfc, ex,
+               cw, dcw, sp_off, capacity):
+    """Per-pair caches of a block and, per centre, the triplet-store capacity it needs."""
+    n = centre_species.shape[0]
+    ns = plan.n_species
+    for i in nb.prange(n):
+        c = centre_species[i]
+        p0, p1 = pair_offsets[i], pair_offsets[i + 1]
+        for s in range(ns + 1):
+            sp_off[i, s] = p0
+        for p in range(p0, p1):
+            sp_off[i, nspec[p] + 1] += 1
+        for s in range(ns):
+            sp_off[i, s + 1] += sp_off[i, s] - p0
+        e0, e1 = plan.eta_off[c], plan.eta_off[c + 1]
+        w0, w1 = plan.rwin_off[c], plan.rwin_off[c + 1]
+        for p in range(p0, p1):
+            d0, d1, d2 = vectors[p, 0], vectors[p, 1], vectors[p, 2]
+            rr = math.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+            ir = 1.0 / rr
+            r[p] = rr
+            inv_r[p] = ir
+            u[p, 0], u[p, 1], u[p, 2] = d0 * ir, d1 * ir, d2 * ir
+            for k in range(plan.cut_kind.shape[0]):
+                fc[p, k], dfc[p, k] = cutoff(plan.cut_kind[k], plan.cut_rc[k], plan.cut_alpha[k],
+                                             rr)
+            for e in range(e0, e1):
+                x = rr - plan.eta_tab[e, 1]
+                ex[p, e - e0] = math.exp(-plan.eta_tab[e, 0] * x * x)
+            for w in range(w0, w1):
+                cw[p, w - w0], dcw[p, w - w0] = compact(plan.rwin_int[w], plan.rwin_flt[w, 0],
+                                                        plan.rwin_flt[w, 1], rr)
+        # triplet store: every group's pairs of list entries inside its support (+1 slack)
+        cap = 1
+        for lo in range(ns):
+            for hi in range(lo, ns):
+                key = (c * ns + lo) * ns + hi
+                for gi in range(plan.ang_off[key], plan.ang_off[key + 1]):
+                    rmax = plan.grp_flt[gi, 0]
+                    n_lo = 0
+                    for p in range(sp_off[i, lo], sp_off[i, lo + 1]):
+                        n_lo += r[p] < rmax
+                    if lo == hi:
+                        cap += n_lo * (n_lo - 1) // 2
+                    else:
+                        n_hi = 0
+                        for p in range(sp_off[i, hi], sp_off[i, hi + 1]):
+                            n_hi += r[p] < rmax
+                        cap += n_lo * n_hi
+        capacity[i] = cap
+
+
+# ------------------------------------------------------------------ radial terms
+@_jit
+def _radial_value(kind, arg, q0, q1, ncol, r, fcv, dfcv, k, t, dt):
+    """Values (t[0..ncol)) and r-derivatives (dt) of one radial record at distance r;
+    fcv/dfcv: the pair's cutoff values (indexed by ``arg`` for cutoff-based kinds)."""
+    if kind == RK_GAUSS:
+        x = r - q1
+        e = math.exp(-q0 * x * x)
+        f, df = fcv[arg], dfcv[arg]
+        t[0] = e * f
+        dt[0] = e * (df - 2.0 * q0 * x * f)
+    elif kind == RK_COS:
+        cs, sn = math.cos(q0 * r), math.sin(q0 * r)
+        f, df = fcv[arg], dfcv[arg]
+        t[0] = cs * f
+        dt[0] = cs * df - q0 * sn * f
+    elif kind == RK_COMPACT:
+        t[0], dt[0] = compact(arg, q0, q1, r)
+    else:  # Chebyshev series T_n(2r/rc - 1) f_c(r)
+        f, df = fcv[arg], dfcv[arg]
+        _chebyshev(2.0 * r / q0 - 1.0, ncol - 1, t, dt)
+        for m in range(ncol):
+            dt[m] = dt[m] * (2.0 / q0) * f + t[m] * df
+            t[m] = t[m] * f
+
+
+# ------------------------------------------------------------------ angular groups
+@_jit
+def _enumerate(plan, gi, i, lo, hi, sp_off, r, u, tidx, tval, slot):
+    """Store the pairs of list entries (a, b) of group ``gi`` at ``slot``: both legs inside
+    the group's support and, for narrow groups, r_jk < r_max (kept without a branch).
+    Writes (a, b) and (cos θ, r_jk²); returns the count."""
+    rmax = plan.grp_flt[gi, 0]
+    rmax2 = rmax * rmax
+    narrow = plan.grp_int[gi, 1] != 0
+    n_t = 0
+    for a in range(sp_off[i, lo], sp_off[i, lo + 1]):
+        ra = r[a]
+        if ra >= rmax:
+            continue
+        ua0, ua1, ua2 = u[a, 0], u[a, 1], u[a, 2]
+        b0 = a + 1 if lo == hi else sp_off[i, hi]
+        for b in range(b0, sp_off[i, hi + 1]):
+            rb = r[b]
+            cs = ua0 * u[b, 0] + ua1 * u[b, 1] + ua2 * u[b, 2]
+            rjk2 = ra * ra + rb * rb - 2.0 * ra * rb * cs
+            tidx[slot + n_t, 0] = a
+            tidx[slot + n_t, 1] = b
+            tval[slot + n_t, 0] = cs
+            tval[slot + n_t, 1] = rjk2
+            n_t += (rb < rmax) and ((not narrow) or rjk2 < rmax2)
+    return n_t
+
+
+@_jit
+def _pair_vectors(out, oa, ob, a, b, ra, rb, ia, ib, u, cos, djk, dra, drb, dcos):
+    r"""Add the gradient of a triplet term with respect to d_a = d_ij (at out[oa:oa+3]) and
+    d_b = d_ik (at out[ob:ob+3]):
+
+    .. math::
+        \frac{\partial}{\partial\mathbf d_{ij}} = A_{ij}\hat u_{ij}
+            - A_{jk}\,\frac{\mathbf d_{ik} - \mathbf d_{ij}}{r_{jk}}
+            + A_{\cos}\frac{\hat u_{ik} - \cos\theta\,\hat u_{ij}}{r_{ij}}
+
+    and j ↔ k with :math:`+A_{jk}`; ``djk`` is :math:`A_{jk}/r_{jk}`.
+    """
+    for x in range(3):
+        ua, ub = u[a, x], u[b, x]
+        dx = rb * ub - ra * ua
+        out[oa + x] += dra * ua - djk * dx + dcos * ia * (ub - cos * ua)
+        out[ob + x] += drb * ub + djk * dx + dcos * ib * (ua - cos * ub)
+
+
+@_jit
+def _gauss_setup(plan, gi, eta_base, fc, dfc, ex, tval, t, a, b, fill, e_loc, a_loc, da_loc):
+    """Shared factors of a Gaussian-group triplet: cutoff products, the Gaussians (read from
+    the store, or computed and stored when ``fill``), the angular factors.  Returns
+    (f_a, f_b, f'_a, f'_b, f_jk, f'_jk, r_jk) (f_jk = 1 for wide groups)."""
+    narrow, cut = plan.grp_int[gi, 1], plan.grp_int[gi, 2]
+    e0, en = plan.grp_int[gi, 3], plan.grp_int[gi, 4]
+    l0, ln = plan.grp_int[gi, 5], plan.grp_int[gi, 6]
+    cs = tval[t, 0]
+    fjk, dfjk, rjk = 1.0, 0.0, 0.0
+    if narrow:
+        if fill:
+            rjk = math.sqrt(tval[t, 1])
+            fjk, dfjk = cutoff(plan.cut_kind[cut], plan.cut_rc[cut], plan.cut_alpha[cut], rjk)
+            tval[t, 1] = rjk
+            tval[t, 2] = fjk
+            tval[t, 3] = dfjk
+        else:
+            rjk, fjk, dfjk = tval[t, 1], tval[t, 2], tval[t, 3]
+    for e in range(en):
+        if fill:
+            ev = ex[a, e0 + e] * ex[b, e0 + e]
+            if narrow:
+                x = rjk - plan.grp_flt[gi, 2]
+                ev *= math.exp(-plan.eta_tab[eta_base + e0 + e, 0] * x * x)
+            tval[t, 4 + e] = ev
+        e_loc[e] = tval[t, 4 + e]
+    for q in range(ln):
+        a_loc[q], da_loc[q] = angular_factor(plan.lz_tab[l0 + q, 0], plan.lz_tab[l0 + q, 1], cs)
+    return fc[a, cut], fc[b, cut], dfc[a, cut], dfc[b, cut], fjk, dfjk, rjk
+
+
+@_jit
+def _compact_setup(plan, gi, win_base, tval, t, fill, a_loc, da_loc):
+    """θ (radians; -1 where |cos θ| = 1: no contribution, as in n2p2), r_jk and the
+    angular windows of a compact-group triplet."""
+    narrow = plan.grp_int[gi, 1]
+    l0, ln = plan.grp_int[gi, 5], plan.grp_int[gi, 6]
+    if fill:
+        cs = tval[t, 0]
+        tval[t, 2] = math.acos(cs) if -1.0 < cs < 1.0 else -1.0
+        tval[t, 1] = math.sqrt(tval[t, 1]) if narrow else 0.0
+    theta = tval[t, 2]
+    if theta >= 0.0:
+        for q in range(ln):
+            w = l0 + q
+            a_loc[q], da_loc[q] = compact(plan.awin_int[w], plan.awin_flt[w, 0],
+                                          plan.awin_flt[w, 1], theta)
+    return theta, tval[t, 1]
+
+
+@_jit
+def _window(plan, gi, win_base, wv, cw, dcw, a, b, rjk):
+    """Radial window ``wv`` of a compact group at both legs and (narrow) at r_jk."""
+    col = plan.grp_int[gi, 3] + wv
+    ya, yb, dya, dyb = cw[a, col], cw[b, col], dcw[a, col], dcw[b, col]
+    yjk, dyjk = 1.0, 0.0
+    if plan.grp_int[gi, 1] and ya * yb != 0.0:
+        w = win_base + col
+        yjk, dyjk = compact(plan.rwin_int[w], plan.rwin_flt[w, 0], plan.rwin_flt[w, 1], rjk)
+    return ya, yb, dya, dyb, yjk, dyjk
+
+
+@_jit
+def _group_values(plan, gi, eta_base, win_base, fc, dfc, ex, cw, dcw, tidx, tval, slot, n_t,
+                  g_row, e_loc, a_loc, da_loc, t_buf, dt_buf):
+    """Pass 1 of group ``gi``: feature sums over its stored triplets; fills the store."""
+    kind = plan.grp_int[gi, 0]
+    t0, t1 = plan.grp_int[gi, 7], plan.grp_int[gi, 8]
+    for t in range(slot, slot + n_t):
+        a, b = tidx[t, 0], tidx[t, 1]
+        if kind == AK_GAUSS:
+            fa, fb, _, _, fjk, _, _ = _gauss_setup(plan, gi, eta_base, fc, dfc, ex, tval, t, a,
+                                                   b, True, e_loc, a_loc, da_loc)
+            fcp = fa * fb * fjk
+            for k in range(t0, t1):
+                g_row[plan.term_int[k, 2]] += (plan.term_flt[k] * a_loc[plan.term_int[k, 1]]
+                                               * e_loc[plan.term_int[k, 0]] * fcp)
+        elif kind == AK_COMPACT:
+            theta, rjk = _compact_setup(plan, gi, win_base, tval, t, True, a_loc, da_loc)
+            if theta < 0.0:
+                continue
+            k = t0
+            while k < t1:
+                nxt = plan.term_int[k, 3]
+                ya, yb, _, _, yjk, _ = _window(plan, gi, win_base, plan.term_int[k, 0], cw, dcw,
+                                               a, b, rjk)
+                prod = ya * yb * yjk
+                if prod != 0.0:
+                    for kk in range(k, nxt):
+                        g_row[plan.term_int[kk, 2]] += (plan.term_flt[kk] * prod
+                                                        * a_loc[plan.term_int[kk, 1]])
+                k = nxt
+        else:  # Chebyshev T_n(cos θ) f_c(r_ij) f_c(r_ik), plain and species-weighted copies
+            cut, order = plan.grp_int[gi, 2], plan.grp_int[gi, 4]
+            col, col2 = plan.grp_int[gi, 9], plan.grp_int[gi, 10]
+            fcp = fc[a, cut] * fc[b, cut]
+            _chebyshev(tval[t, 0], order, t_buf, dt_buf)
+            w1, w2 = plan.grp_flt[gi, 1] * fcp, plan.grp_flt[gi, 3] * fcp
+            for m in range(order + 1):
+                g_row[col + m] += w1 * t_buf[m]
+                if col2 >= 0:
+                    g_row[col2 + m] += w2 * t_buf[m]
+
+
+@_jit
+def _group_gradient(plan, gi, eta_base, win_base, fc, dfc, ex, cw, dcw, r, inv_r, u, tidx,
+                    tval, slot, n_t, c_row, grad, coef, e_loc, a_loc, da_loc, t_buf, dt_buf):
+    """Pass 2 of group ``gi``: the terms' derivatives contracted with c_row = ∂E/∂G_i, added
+    to the pair gradients (flat [3 P]) of its stored triplets."""
+    kind = plan.grp_int[gi, 0]
+    t0, t1 = plan.grp_int[gi, 7], plan.grp_int[gi, 8]
+    rs = plan.grp_flt[gi, 2]
+    e0 = plan.grp_int[gi, 3]
+    any_c = False
+    if kind == AK_CHEB:
+        order = plan.grp_int[gi, 4]
+        col, col2 = plan.grp_int[gi, 9], plan.grp_int[gi, 10]
+        for m in range(order + 1):
+            coef[m] = plan.grp_flt[gi, 1] * c_row[col + m]
+            if col2 >= 0:
+                coef[m] += plan.grp_flt[gi, 3] * c_row[col2 + m]
+            any_c |= coef[m] != 0.0
+    else:
+        for k in range(t0, t1):
+            coef[k - t0] = c_row[plan.term_int[k, 2]] * plan.term_flt[k]
+            any_c |= coef[k - t0] != 0.0
+    if not any_c:
+        return
+    for t in range(slot, slot + n_t):
+        a, b = tidx[t, 0], tidx[t, 1]
+        cs = tval[t, 0]
+        ra, rb = r[a], r[b]
+        if kind == AK_GAUSS:
+            fa, fb, dfa, dfb, fjk, dfjk, rjk = _gauss_setup(
+                plan, gi, eta_base, fc, dfc, ex, tval, t, a, b, False, e_loc, a_loc, da_loc)
+            w0 = 0.0
+            w1 = 0.0
+            wc = 0.0
+            for k in range(t0, t1):
+                cc = coef[k - t0] * e_loc[plan.term_int[k, 0]]
+                v = cc * a_loc[plan.term_int[k, 1]]
+                w0 += v
+                w1 += v * plan.eta_tab[eta_base + e0 + plan.term_int[k, 0], 0]
+                wc += cc * da_loc[plan.term_int[k, 1]]
+            fab = fa * fb
+            fcp = fab * fjk
+            dra = w0 * dfa * fb * fjk - 2.0 * (ra - rs) * w1 * fcp
+            drb = w0 * fa * dfb * fjk - 2.0 * (rb - rs) * w1 * fcp
+            djk = 0.0
+            if plan.grp_int[gi, 1]:
+                djk = (w0 * fab * dfjk - 2.0 * (rjk - rs) * w1 * fcp) / rjk
+            _pair_vectors(grad, 3 * a, 3 * b, a, b, ra, rb, inv_r[a], inv_r[b], u, cs, djk, dra,
+                          drb, wc * fcp)
+        elif kind == AK_COMPACT:
+            theta, rjk = _compact_setup(plan, gi, win_base, tval, t, False, a_loc, da_loc)
+            if theta < 0.0:
+                continue
+            dra = 0.0
+            drb = 0.0
+            drjk = 0.0
+            dth = 0.0
+            k = t0
+            while k < t1:
+                nxt = plan.term_int[k, 3]
+                ya, yb, dya, dyb, yjk, dyjk = _window(plan, gi, win_base, plan.term_int[k, 0],
+                                                      cw, dcw, a, b, rjk)
+                if ya * yb != 0.0 and (yjk != 0.0 or dyjk != 0.0):
+                    s_a = 0.0
+                    s_d = 0.0
+                    for kk in range(k, nxt):
+                        s_a += coef[kk - t0] * a_loc[plan.term_int[kk, 1]]
+                        s_d += coef[kk - t0] * da_loc[plan.term_int[kk, 1]]
+                    dra += s_a * dya * yb * yjk
+                    drb += s_a * ya * dyb * yjk
+                    drjk += s_a * ya * yb * dyjk
+                    dth += s_d * ya * yb * yjk
+                k = nxt
+            djk = drjk / rjk if drjk != 0.0 else 0.0
+            _pair_vectors(grad, 3 * a, 3 * b, a, b, ra, rb, inv_r[a], inv_r[b], u, cs, djk, dra,
+                          drb, -dth / math.sqrt(1.0 - cs * cs))
+        else:
+            cut, order = plan.grp_int[gi, 2], plan.grp_int[gi, 4]
+            _chebyshev(cs, order, t_buf, dt_buf)
+            sv = 0.0
+            sd = 0.0
+            for m in range(order + 1):
+                sv += coef[m] * t_buf[m]
+                sd += coef[m] * dt_buf[m]
+            fa, fb = fc[a, cut], fc[b, cut]
+            _pair_vectors(grad, 3 * a, 3 * b, a, b, ra, rb, inv_r[a], inv_r[b], u, cs, 0.0,
+                          sv * dfc[a, cut] * fb, sv * fa * dfc[b, cut], sd * fa * fb)
+
+
+@_jit
+def _group_jacobian(plan, gi, c, eta_base, win_base, fc, dfc, ex, cw, dcw, r, inv_r, u, nspec,
+                    tidx, tval, slot, n_t, g_row, jv, jv_off, e_loc, a_loc, da_loc, t_buf,
+                    dt_buf):
+    """Values and per-function pair-vector derivatives of group ``gi`` (training)."""
+    kind = plan.grp_int[gi, 0]
+    t0, t1 = plan.grp_int[gi, 7], plan.grp_int[gi, 8]
+    rs = plan.grp_flt[gi, 2]
+    e0 = plan.grp_int[gi, 3]
+    ns = plan.n_species
+    for t in range(slot, slot + n_t):
+        a, b = tidx[t, 0], tidx[t, 1]
+        cs = tval[t, 0]
+        ra, rb, ia, ib = r[a], r[b], inv_r[a], inv_r[b]
+        pos_a = plan.vcol_pos[c * ns + nspec[a]]
+        pos_b = plan.vcol_pos[c * ns + nspec[b]]
+        oa, ob = jv_off[a], jv_off[b]
+        if kind == AK_GAUSS:
+            fa, fb, dfa, dfb, fjk, dfjk, rjk = _gauss_setup(
+                plan, gi, eta_base, fc, dfc, ex, tval, t, a, b, True, e_loc, a_loc, da_loc)
+            fab = fa * fb
+            fcp = fab * fjk
+            narrow = plan.grp_int[gi, 1]
+            for k in range(t0, t1):
+                col = plan.term_int[k, 2]
+                eta = plan.eta_tab[eta_base + e0 + plan.term_int[k, 0], 0]
+                pe = plan.term_flt[k] * e_loc[plan.term_int[k, 0]]
+                v = pe * a_loc[plan.term_int[k, 1]]
+                g_row[col] += v * fcp
+                dra = v * (dfa * fb * fjk - 2.0 * eta * (ra - rs) * fcp)
+                drb = v * (fa * dfb * fjk - 2.0 * eta * (rb - rs) * fcp)
+                djk = v * (fab * dfjk - 2.0 * eta * (rjk - rs) * fcp) / rjk if narrow else 0.0
+                _pair_vectors(jv, oa + 3 * pos_a[col], ob + 3 * pos_b[col], a, b, ra, rb, ia, ib,
+                              u, cs, djk, dra, drb, pe * da_loc[plan.term_int[k, 1]] * fcp)
+        elif kind == AK_COMPACT:
+            theta, rjk = _compact_setup(plan, gi, win_base, tval, t, True, a_loc, da_loc)
+            if theta < 0.0:
+                continue
+            dth_dcos = -1.0 / math.sqrt(1.0 - cs * cs)
+            k = t0
+            while k < t1:
+                nxt = plan.term_int[k, 3]
+                ya, yb, dya, dyb, yjk, dyjk = _window(plan, gi, win_base, plan.term_int[k, 0],
+                                                      cw, dcw, a, b, rjk)
+                if ya * yb != 0.0 and (yjk != 0.0 or dyjk != 0.0):
+                    for kk in range(k, nxt):
+                        col = plan.term_int[kk, 2]
+                        w = plan.term_flt[kk]
+                        av, dav = w * a_loc[plan.term_int[kk, 1]], w * da_loc[plan.term_int[kk, 1]]
+                        if av == 0.0 and dav == 0.0:
+                            continue
+                        g_row[col] += av * ya * yb * yjk
+                        djk = av * ya * yb * dyjk / rjk if dyjk != 0.0 else 0.0
+                        _pair_vectors(jv, oa + 3 * pos_a[col], ob + 3 * pos_b[col], a, b, ra, rb,
+                                      ia, ib, u, cs, djk, av * dya * yb * yjk,
+                                      av * ya * dyb * yjk, dav * ya * yb * yjk * dth_dcos)
+                k = nxt
+        else:
+            cut, order = plan.grp_int[gi, 2], plan.grp_int[gi, 4]
+            _chebyshev(cs, order, t_buf, dt_buf)
+            fa, fb, dfa, dfb = fc[a, cut], fc[b, cut], dfc[a, cut], dfc[b, cut]
+            for copy in range(2):
+                col = plan.grp_int[gi, 9 + copy]
+                if col < 0:
+                    continue
+                w = plan.grp_flt[gi, 1 + 2 * copy]
+                for m in range(order + 1):
+                    tv = w * t_buf[m]
+                    g_row[col + m] += tv * fa * fb
+                    _pair_vectors(jv, oa + 3 * pos_a[col + m], ob + 3 * pos_b[col + m], a, b, ra,
+                                  rb, ia, ib, u, cs, 0.0, tv * dfa * fb, tv * fa * dfb,
+                                  w * dt_buf[m] * fa * fb)
+
+
+# ------------------------------------------------------------------ passes
+@_jit
+def _scratch(plan):
+    return np.empty((5, plan.max_local))
+
+
+@_kernel
+def features(plan, centre_species, r, u, fc, dfc, ex, cw, dcw, sp_off, tstart, tidx, tval,
+             tcount, g):
+    """Pass 1: feature rows g [n_centres, F] (zeroed by the caller) and the triplet store
+    (per centre from ``tstart``; ``tcount[i, k]`` triplets of its k-th angular group)."""
+    n = centre_species.shape[0]
+    ns = plan.n_species
+    for chunk in nb.prange((n + CHUNK - 1) // CHUNK):
+        buf = _scratch(plan)
+        for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
+            c = centre_species[i]
+            g_row = g[i]
+            for s in range(ns):
+                for k in range(plan.rad_off[c, s], plan.rad_off[c, s + 1]):
+                    ncol, col, col2 = plan.rad_int[k, 3], plan.rad_int[k, 2], plan.rad_int[k, 4]
+                    w1, w2, rmax = plan.rad_flt[k, 2], plan.rad_flt[k, 4], plan.rad_flt[k, 3]
+                    for p in range(sp_off[i, s], sp_off[i, s + 1]):
+                        if r[p] >= rmax:
+                            continue
+                        _radial_value(plan.rad_int[k, 0], plan.rad_int[k, 1], plan.rad_flt[k, 0],
+                                      plan.rad_flt[k, 1], ncol, r[p], fc[p], dfc[p], k, buf[0],
+                                      buf[1])
+                        for m in range(ncol):
+                            g_row[col + m] += w1 * buf[0, m]
+                            if col2 >= 0:
+                                g_row[col2 + m] += w2 * buf[0, m]
+            slot = tstart[i]
+            kg = 0
+            for lo in range(ns):
+                for hi in range(lo, ns):
+                    key = (c * ns + lo) * ns + hi
+                    for gi in range(plan.ang_off[key], plan.ang_off[key + 1]):
+                        n_t = _enumerate(plan, gi, i, lo, hi, sp_off, r, u, tidx, tval, slot)
+                        _group_values(plan, gi, plan.eta_off[c], plan.rwin_off[c], fc, dfc, ex,
+                                      cw, dcw, tidx, tval, slot, n_t, g_row, buf[2], buf[3],
+                                      buf[4], buf[0], buf[1])
+                        tcount[i, kg] = n_t
+                        slot += n_t
+                        kg += 1
+
+
+@_kernel
+def pair_gradient(plan, centre_species, r, inv_r, u, fc, dfc, ex, cw, dcw, sp_off, tstart,
+                  tidx, tval, tcount, de_dg, grad):
+    """Pass 2: ∂E/∂d_p (flat [3 P], overwritten) from c = ∂E/∂G [n_centres, F]."""
+    n = centre_species.shape[0]
+    ns = plan.n_species
+    for chunk in nb.prange((n + CHUNK - 1) // CHUNK):
+        buf = _scratch(plan)
+        coef = np.empty(plan.max_local)
+        for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
+            c = centre_species[i]
+            c_row = de_dg[i]
+            for p in range(sp_off[i, 0], sp_off[i, ns]):
+                grad[3 * p] = 0.0
+                grad[3 * p + 1] = 0.0
+                grad[3 * p + 2] = 0.0
+            for s in range(ns):
+                for k in range(plan.rad_off[c, s], plan.rad_off[c, s + 1]):
+                    ncol, col, col2 = plan.rad_int[k, 3], plan.rad_int[k, 2], plan.rad_int[k, 4]
+                    w1, w2, rmax = plan.rad_flt[k, 2], plan.rad_flt[k, 4], plan.rad_flt[k, 3]
+                    any_c = False
+                    for m in range(ncol):
+                        coef[m] = w1 * c_row[col + m] + (w2 * c_row[col2 + m] if col2 >= 0
+                                                         else 0.0)
+                        any_c |= coef[m] != 0.0
+                    if not any_c:
+                        continue
+                    for p in range(sp_off[i, s], sp_off[i, s + 1]):
+                        if r[p] >= rmax:
+                            continue
+                        _radial_value(plan.rad_int[k, 0], plan.rad_int[k, 1], plan.rad_flt[k, 0],
+                                      plan.rad_flt[k, 1], ncol, r[p], fc[p], dfc[p], k, buf[0],
+                                      buf[1])
+                        acc = 0.0
+                        for m in range(ncol):
+                            acc += coef[m] * buf[1, m]
+                        grad[3 * p] += acc * u[p, 0]
+                        grad[3 * p + 1] += acc * u[p, 1]
+                        grad[3 * p + 2] += acc * u[p, 2]
+            slot = tstart[i]
+            kg = 0
+            for lo in range(ns):
+                for hi in range(lo, ns):
+                    key = (c * ns + lo) * ns + hi
+                    for gi in range(plan.ang_off[key], plan.ang_off[key + 1]):
+                        n_t = tcount[i, kg]
+                        _group_gradient(plan, gi, plan.eta_off[c], plan.rwin_off[c], fc, dfc, ex,
+                                        cw, dcw, r, inv_r, u, tidx, tval, slot, n_t, c_row, grad,
+                                        coef, buf[2], buf[3], buf[4], buf[0], buf[1])
+                        slot += n_t
+                        kg += 1
+
+
+@_kernel
+def jacobian(plan, centre_species, nspec, r, inv_r, u, fc, dfc, ex, cw, dcw, sp_off, tstart,
+             tidx, tval, g, jr, jr_off, jv, jv_off):
+    """Features g and the pair Jacobian for training: for pair p (neighbour element s of a
+    centre of element c), ``jr[jr_off[p] + k]`` is ∂G/∂r_p of the k-th radial column the
+    element pair reaches and ``jv[jv_off[p] + 3 k : +3]`` the full ∂G/∂d_p of its k-th
+    angular column (rows zeroed by the caller; jv_off = -1: no angular row)."""
+    n = centre_species.shape[0]
+    ns = plan.n_species
+    for chunk in nb.prange((n + CHUNK - 1) // CHUNK):
+        buf = _scratch(plan)
+        for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
+            c = centre_species[i]
+            g_row = g[i]
+            for s in range(ns):
+                pos = plan.rcol_pos[c * ns + s]
+                for k in range(plan.rad_off[c, s], plan.rad_off[c, s + 1]):
+                    ncol, col, col2 = plan.rad_int[k, 3], plan.rad_int[k, 2], plan.rad_int[k, 4]
+                    w1, w2, rmax = plan.rad_flt[k, 2], plan.rad_flt[k, 4], plan.rad_flt[k, 3]
+                    for p in range(sp_off[i, s], sp_off[i, s + 1]):
+                        if r[p] >= rmax:
+                            continue
+                        _radial_value(plan.rad_int[k, 0], plan.rad_int[k, 1], plan.rad_flt[k, 0],
+                                      plan.rad_flt[k, 1], ncol, r[p], fc[p], dfc[p], k, buf[0],
+                                      buf[1])
+                        o = jr_off[p]
+                        for m in range(ncol):
+                            g_row[col + m] += w1 * buf[0, m]
+                            jr[o + pos[col + m]] += w1 * buf[1, m]
+                            if col2 >= 0:
+                                g_row[col2 + m] += w2 * buf[0, m]
+                                jr[o + pos[col2 + m]] += w2 * buf[1, m]
+            slot = tstart[i]
+            for lo in range(ns):
+                for hi in range(lo, ns):
+                    key = (c * ns + lo) * ns + hi
+                    for gi in range(plan.ang_off[key], plan.ang_off[key + 1]):
+                        n_t = _enumerate(plan, gi, i, lo, hi, sp_off, r, u, tidx, tval, slot)
+                        _group_jacobian(plan, gi, c, plan.eta_off[c], plan.rwin_off[c], fc, dfc,
+                                        ex, cw, dcw, r, inv_r, u, nspec, tidx, tval, slot, n_t,
+                                        g_row, jv, jv_off, buf[2], buf[3], buf[4], buf[0],
+                                        buf[1])
+                        slot += n_t
+
+
+# ------------------------------------------------------------------ assembly
+@_serial
+def scatter_pair_gradient(de_dd, pair_centres, neighbours, pair_structure, vectors, forces,
+                          virial):
+    """Forces F_a -= Σ_{p: i(p)=a} g_p ... (F = -∂E/∂x with d_p = x_j - x_i + S h):
+    F_i += g_p, F_j -= g_p; and the per-structure strain derivative Σ_p g_p ⊗ d_p
+    (``virial`` may be empty).  Serial, so the sums have one fixed order."""
+    want_virial = virial.shape[0] > 0
+    for p in range(de_dd.shape[0]):
+        i, j = pair_centres[p], neighbours[p]
+        for x in range(3):
+            forces[i, x] += de_dd[p, x]
+            forces[j, x] -= de_dd[p, x]
+        if want_virial:
+            s = pair_structure[p]
+            for x in range(3):
+                for y in range(3):
+                    virial[s, x, y] += de_dd[p, x] * vectors[p, y]
