@@ -230,8 +230,8 @@ class KernelBlock(DescriptorBlock):
         self.tstart = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(capacity, out=self.tstart[1:])
         slots = int(self.tstart[-1])
-        self.tidx = np.empty((slots, 2), dtype=np.int32)
-        self.tval = np.empty((slots, 4 + layout.max_group_etas))
+        self.tidx = np.empty((2, slots), dtype=np.int32)
+        self.tval = np.empty((4 + layout.max_group_etas, slots))
         self.tcount = np.zeros((n, max(1, layout.groups_per_element)), dtype=np.int64)
         g = np.zeros((n, plan.n_features))
         if jacobian:
@@ -317,7 +317,7 @@ class Descriptor(torch.nn.Module):
                 rcut[t.center, s] = max(rcut[t.center, s], t.support)
         layout.extras["radial_cutoff"] = rcut
         self.layout: PlanLayout = layout
-        self._plan_scalars = (plan.n_species, plan.n_features, plan.max_local)
+        self._plan_scalars = (plan.n_species, plan.n_features, plan.max_local, plan.max_lz)
         for name, value in plan._asdict().items():
             if isinstance(value, np.ndarray):
                 self.register_buffer(_PLAN_PREFIX + name, torch.from_numpy(value.copy()))
@@ -338,9 +338,9 @@ class Descriptor(torch.nn.Module):
         if self._plan_cache is None:
             arrays = {name[len(_PLAN_PREFIX):]: buf.detach().cpu().numpy()
                       for name, buf in self._buffers.items() if name.startswith(_PLAN_PREFIX)}
-            n_species, n_features, max_local = self._plan_scalars
+            n_species, n_features, max_local, max_lz = self._plan_scalars
             self._plan_cache = TermPlan(n_species=n_species, n_features=n_features,
-                                        max_local=max_local, **arrays)
+                                        max_local=max_local, max_lz=max_lz, **arrays)
         return self._plan_cache
 
     def plan_tensors(self) -> dict[str, torch.Tensor]:

@@ -157,34 +157,17 @@ def _ipow(x, n):
 
 
 @_jit
-def angular_factor(lam, zeta, cos):
-    """(1 + λ cos θ)^ζ and its derivative with respect to cos θ; 0 where 1 + λ cos ≤ 0."""
+def angular_factor(lam, zeta, izeta, cos):
+    """(1 + λ cos θ)^ζ and its derivative with respect to cos θ; 0 where 1 + λ cos ≤ 0.
+    ``izeta`` > 0: ζ is that integer (repeated multiplication instead of pow)."""
     base = 1.0 + lam * cos
     if base <= 0.0:
         return 0.0, 0.0
-    if zeta == int(zeta) and 1.0 <= zeta <= 64.0:
-        pz = _ipow(base, int(zeta) - 1)
+    if izeta > 0:
+        pz = _ipow(base, izeta - 1)
     else:
         pz = base ** (zeta - 1.0)
     return pz * base, lam * zeta * pz
-
-
-@_jit
-def _triplet_vectors(grad, a, b, ra, rb, ia, ib, u, cos, djk, dra, drb, dcos):
-    r"""Add the gradient of a triplet term with respect to d_a = d_ij and d_b = d_ik:
-
-    .. math::
-        \partial/\partial\mathbf d_{ij} = A_{ij}\hat u_{ij}
-            - A_{jk}\,\frac{\mathbf d_{ik} - \mathbf d_{ij}}{r_{jk}}
-            + A_{\cos}\frac{\hat u_{ik} - \cos\theta\,\hat u_{ij}}{r_{ij}}
-
-    and j ↔ k (with +A_jk); ``djk`` is :math:`A_{jk}/r_{jk}`.
-    """
-    for x in range(3):
-        ua, ub = u[a, x], u[b, x]
-        dx = rb * ub - ra * ua
-        grad[a, x] += dra * ua - djk * dx + dcos * ia * (ub - cos * ua)
-        grad[b, x] += drb * ub + djk * dx + dcos * ib * (ua - cos * ub)
 
 
 @_jit
@@ -256,7 +239,7 @@ def pair_cache(plan, centre_species, pair_offsets, vectors, nspec, r, inv_r, u, 
 
 # ------------------------------------------------------------------ radial terms
 @_jit
-def _radial_value(kind, arg, q0, q1, ncol, r, fcv, dfcv, k, t, dt):
+def _radial_value(kind, arg, q0, q1, ncol, r, fcv, dfcv, t, dt):
     """Values (t[0..ncol)) and r-derivatives (dt) of one radial record at distance r;
     fcv/dfcv: the pair's cutoff values (indexed by ``arg`` for cutoff-based kinds)."""
     if kind == RK_GAUSS:
@@ -280,31 +263,129 @@ def _radial_value(kind, arg, q0, q1, ncol, r, fcv, dfcv, k, t, dt):
             t[m] = t[m] * f
 
 
+# ------------------------------------------------------------------ vectorised helpers
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_MAGIC = 6755399441055744.0  # 1.5 * 2**52: adding it rounds to an integer in the mantissa
+_MAGIC_BITS = 0x4338000000000000
+
+
+@_jit
+def _vexp(x, out, n, work):
+    r"""out[:n] = exp(x[:n]) for x ≤ 0, in loops the compiler vectorises.
+
+    Hand-written because Numba's ``math.exp`` is a scalar libm call (the PyPI llvmlite has
+    no vector math library) and the Gaussians are the largest cost of most potentials:
+    :math:`e^x = 2^k e^r`, :math:`k = \mathrm{round}(x/\ln 2)`, :math:`r = x - k\ln 2`
+    (Cody–Waite split of ln 2), :math:`e^r` by its Taylor polynomial of degree 13
+    (|r| ≤ ln2/2: truncation 4e-18), :math:`2^k` built in the exponent bits.  Within 1 ulp
+    of libm (tested); 0 below -708.
+    """
+    for t in range(n):
+        v = min(max(x[t], -708.0), 0.0)
+        y = v * _LOG2E + _MAGIC
+        work[t] = y
+        k = y - _MAGIC
+        r = v - k * _LN2_HI - k * _LN2_LO
+        out[t] = 1.0 + r * (1.0 + r * (0.5 + r * (1.6666666666666666e-01 + r * (
+            4.1666666666666664e-02 + r * (8.3333333333333332e-03 + r * (
+                1.3888888888888889e-03 + r * (1.9841269841269841e-04 + r * (
+                    2.4801587301587302e-05 + r * (2.7557319223985893e-06 + r * (
+                        2.7557319223985888e-07 + r * (2.5052108385441720e-08 + r * (
+                            2.0876756987868100e-09 + r * 1.6059043836821613e-10))))))))))))
+    bits = work[:n].view(np.int64)
+    for t in range(n):
+        bits[t] = (bits[t] - _MAGIC_BITS + 1023) << 52
+    for t in range(n):
+        out[t] = out[t] * work[t] if x[t] > -708.0 else 0.0
+
+
+@_jit
+def _cutoff_rows(kind, rc, alpha, r, f, df, n, w1, w2):
+    """f[:n], df[:n] = the cutoff function and its slope at r[:n] (vectorised for the
+    tanh types, which need an exp)."""
+    if kind == CUT_TANHU or kind == CUT_TANH:
+        inv = 1.0 / rc
+        pre = _TANH_PRE if kind == CUT_TANH else 1.0
+        for t in range(n):
+            w1[t] = -2.0 * max(1.0 - r[t] * inv, 0.0)
+        _vexp(w1, w2, n, f)
+        for t in range(n):
+            x = -0.5 * w1[t]
+            e = w2[t]
+            x2 = x * x
+            # tanh from exp(-2x); its series where 1 - e^{-2x} would cancel
+            th = ((1.0 - e) / (1.0 + e) if x >= 0.01 else
+                  x * (1.0 - x2 * (0.3333333333333333 - x2 * (0.13333333333333333
+                                                               - x2 * 0.05396825396825397))))
+            th2 = th * th
+            f[t] = pre * th2 * th
+            df[t] = -3.0 * pre * th2 * (1.0 - th2) * inv
+    else:
+        for t in range(n):
+            f[t], df[t] = cutoff(kind, rc, alpha, r[t])
+
+
+@_jit
+def _power_rows(lam, zeta, izeta, cs, a_out, da_out, n, derivative):
+    """a_out[:n] = (1 + λ cos)^ζ (0 where 1 + λ cos ≤ 0) and, if ``derivative``, da_out =
+    d/dcos; repeated multiplication for the usual integer ζ."""
+    for t in range(n):
+        base = max(1.0 + lam * cs[t], 0.0)
+        if izeta == 1:
+            pz = 1.0
+        elif izeta == 2:
+            pz = base
+        elif izeta == 4:
+            pz = base * base * base
+        elif izeta > 0:
+            pz = _ipow(base, izeta - 1)
+        else:
+            pz = base ** (zeta - 1.0) if base > 0.0 else 0.0
+        a_out[t] = pz * base
+        if derivative:
+            da_out[t] = lam * zeta * pz if base > 0.0 else 0.0
+
+
+@nb.njit(cache=True, fastmath={"contract", "reassoc"})
+def _dot(x, y, n):
+    """Σ_t x[t] y[t] (vectorised reduction)."""
+    acc = 0.0
+    for t in range(n):
+        acc += x[t] * y[t]
+    return acc
+
+
 # ------------------------------------------------------------------ angular groups
 @_jit
 def _enumerate(plan, gi, i, lo, hi, sp_off, r, u, tidx, tval, slot):
-    """Store the pairs of list entries (a, b) of group ``gi`` at ``slot``: both legs inside
+    """Store the pairs of list entries (a, b) of group ``gi`` from ``slot``: both legs inside
     the group's support and, for narrow groups, r_jk < r_max (kept without a branch).
-    Writes (a, b) and (cos θ, r_jk²); returns the count."""
+    Writes tidx[0/1] = (a, b) and tval[0/1] = (cos θ, r_jk²); returns the count."""
     rmax = plan.grp_flt[gi, 0]
     rmax2 = rmax * rmax
-    narrow = plan.grp_int[gi, 1] != 0
+    wide = plan.grp_int[gi, 1] == 0
+    bb0, b1 = sp_off[i, hi], sp_off[i, hi + 1]
+    same = lo == hi
     n_t = 0
     for a in range(sp_off[i, lo], sp_off[i, lo + 1]):
         ra = r[a]
         if ra >= rmax:
             continue
         ua0, ua1, ua2 = u[a, 0], u[a, 1], u[a, 2]
-        b0 = a + 1 if lo == hi else sp_off[i, hi]
-        for b in range(b0, sp_off[i, hi + 1]):
+        ra2 = ra * ra
+        tra = 2.0 * ra
+        for b in range(a + 1 if same else bb0, b1):
             rb = r[b]
             cs = ua0 * u[b, 0] + ua1 * u[b, 1] + ua2 * u[b, 2]
-            rjk2 = ra * ra + rb * rb - 2.0 * ra * rb * cs
-            tidx[slot + n_t, 0] = a
-            tidx[slot + n_t, 1] = b
-            tval[slot + n_t, 0] = cs
-            tval[slot + n_t, 1] = rjk2
-            n_t += (rb < rmax) and ((not narrow) or rjk2 < rmax2)
+            rjk2 = ra2 + rb * rb - tra * rb * cs
+            k = slot + n_t
+            tidx[0, k] = a
+            tidx[1, k] = b
+            tval[0, k] = cs
+            tval[1, k] = rjk2
+            n_t += (rb < rmax) & (wide | (rjk2 < rmax2))
     return n_t
 
 
@@ -328,54 +409,136 @@ def _pair_vectors(out, oa, ob, a, b, ra, rb, ia, ib, u, cos, djk, dra, drb, dcos
 
 
 @_jit
-def _gauss_setup(plan, gi, eta_base, fc, dfc, ex, tval, t, a, b, fill, e_loc, a_loc, da_loc):
-    """Shared factors of a Gaussian-group triplet: cutoff products, the Gaussians (read from
-    the store, or computed and stored when ``fill``), the angular factors.  Returns
-    (f_a, f_b, f'_a, f'_b, f_jk, f'_jk, r_jk) (f_jk = 1 for wide groups)."""
-    narrow, cut = plan.grp_int[gi, 1], plan.grp_int[gi, 2]
+def _gauss_fill(plan, gi, eta_base, fc, ex, tidx, tval, s0, n, work):
+    """Pass 1 store of a Gaussian group's triplets (vectorised phases): r_jk, f_c(r_jk) and
+    its slope (narrow groups), and every Gaussian E_e = e^{-η_e[(r_ij-r_s)^2 + (r_ik-r_s)^2
+    (+ (r_jk-r_s)^2)]} (the leg factors come from the pair cache)."""
+    narrow = plan.grp_int[gi, 1] != 0
+    cut = plan.grp_int[gi, 2]
     e0, en = plan.grp_int[gi, 3], plan.grp_int[gi, 4]
-    l0, ln = plan.grp_int[gi, 5], plan.grp_int[gi, 6]
-    cs = tval[t, 0]
-    fjk, dfjk, rjk = 1.0, 0.0, 0.0
+    rs = plan.grp_flt[gi, 2]
+    ia, ib = tidx[0, s0:s0 + n], tidx[1, s0:s0 + n]
+    rjk = tval[1, s0:s0 + n]
+    w0, w1 = work[0], work[1]
     if narrow:
-        if fill:
-            rjk = math.sqrt(tval[t, 1])
-            fjk, dfjk = cutoff(plan.cut_kind[cut], plan.cut_rc[cut], plan.cut_alpha[cut], rjk)
-            tval[t, 1] = rjk
-            tval[t, 2] = fjk
-            tval[t, 3] = dfjk
-        else:
-            rjk, fjk, dfjk = tval[t, 1], tval[t, 2], tval[t, 3]
+        for t in range(n):
+            rjk[t] = math.sqrt(rjk[t])
+        _cutoff_rows(plan.cut_kind[cut], plan.cut_rc[cut], plan.cut_alpha[cut], rjk,
+                     tval[2, s0:s0 + n], tval[3, s0:s0 + n], n, w0, w1)
     for e in range(en):
-        if fill:
-            ev = ex[a, e0 + e] * ex[b, e0 + e]
-            if narrow:
-                x = rjk - plan.grp_flt[gi, 2]
-                ev *= math.exp(-plan.eta_tab[eta_base + e0 + e, 0] * x * x)
-            tval[t, 4 + e] = ev
-        e_loc[e] = tval[t, 4 + e]
-    for q in range(ln):
-        a_loc[q], da_loc[q] = angular_factor(plan.lz_tab[l0 + q, 0], plan.lz_tab[l0 + q, 1], cs)
-    return fc[a, cut], fc[b, cut], dfc[a, cut], dfc[b, cut], fjk, dfjk, rjk
+        ev = tval[4 + e, s0:s0 + n]
+        if narrow:
+            eta = plan.eta_tab[eta_base + e0 + e, 0]
+            for t in range(n):
+                x = rjk[t] - rs
+                w0[t] = -eta * x * x
+            _vexp(w0, ev, n, w1)
+            for t in range(n):
+                ev[t] *= ex[ia[t], e0 + e] * ex[ib[t], e0 + e]
+        else:
+            for t in range(n):
+                ev[t] = ex[ia[t], e0 + e] * ex[ib[t], e0 + e]
 
 
 @_jit
-def _compact_setup(plan, gi, win_base, tval, t, fill, a_loc, da_loc):
+def _gauss_values(plan, gi, fc, tidx, tval, s0, n, g_row, work):
+    """Pass 1 sums of a Gaussian group: G_f += pref_f Σ_t A_q(t) E_e(t) f_c f_c (f_c)."""
+    narrow = plan.grp_int[gi, 1] != 0
+    cut = plan.grp_int[gi, 2]
+    l0, ln = plan.grp_int[gi, 5], plan.grp_int[gi, 6]
+    t0, t1 = plan.grp_int[gi, 7], plan.grp_int[gi, 8]
+    ia, ib = tidx[0, s0:s0 + n], tidx[1, s0:s0 + n]
+    fcp = work[0]
+    for t in range(n):
+        fcp[t] = fc[ia[t], cut] * fc[ib[t], cut]
+    if narrow:
+        fjk = tval[2, s0:s0 + n]
+        for t in range(n):
+            fcp[t] *= fjk[t]
+    cs = tval[0, s0:s0 + n]
+    for q in range(ln):
+        aq = work[2 + q]
+        _power_rows(plan.lz_tab[l0 + q, 0], plan.lz_tab[l0 + q, 1], int(plan.lz_tab[l0 + q, 2]),
+                    cs, aq, aq, n, False)
+        for t in range(n):
+            aq[t] *= fcp[t]
+    for k in range(t0, t1):
+        g_row[plan.term_int[k, 2]] += plan.term_flt[k] * _dot(
+            work[2 + plan.term_int[k, 1]], tval[4 + plan.term_int[k, 0], s0:s0 + n], n)
+
+
+@_jit
+def _gauss_gradient(plan, gi, eta_base, fc, dfc, r, inv_r, u, tidx, tval, s0, n, coef, grad,
+                    work):
+    """Pass 2 of a Gaussian group: per triplet W0 = Σ_f c_f A E, W1 = Σ_f c_f η_f A E,
+    Wc = Σ_f c_f A' E (vectorised over triplets), then the four scalar derivatives and
+    the pair vectors."""
+    narrow = plan.grp_int[gi, 1] != 0
+    cut = plan.grp_int[gi, 2]
+    e0 = plan.grp_int[gi, 3]
+    l0, ln = plan.grp_int[gi, 5], plan.grp_int[gi, 6]
+    t0, t1 = plan.grp_int[gi, 7], plan.grp_int[gi, 8]
+    rs = plan.grp_flt[gi, 2]
+    cs = tval[0, s0:s0 + n]
+    w_0, w_1, w_c = work[0], work[1], work[2]
+    for t in range(n):
+        w_0[t] = 0.0
+        w_1[t] = 0.0
+        w_c[t] = 0.0
+    for q in range(ln):
+        _power_rows(plan.lz_tab[l0 + q, 0], plan.lz_tab[l0 + q, 1], int(plan.lz_tab[l0 + q, 2]),
+                    cs, work[3 + 2 * q], work[4 + 2 * q], n, True)
+    for k in range(t0, t1):
+        ck = coef[k - t0]
+        if ck == 0.0:
+            continue
+        e = plan.term_int[k, 0]
+        cke = ck * plan.eta_tab[eta_base + e0 + e, 0]
+        aq, daq = work[3 + 2 * plan.term_int[k, 1]], work[4 + 2 * plan.term_int[k, 1]]
+        ev = tval[4 + e, s0:s0 + n]
+        for t in range(n):
+            v = aq[t] * ev[t]
+            w_0[t] += ck * v
+            w_1[t] += cke * v
+            w_c[t] += ck * daq[t] * ev[t]
+    for t in range(n):
+        a, b = tidx[0, s0 + t], tidx[1, s0 + t]
+        ra, rb = r[a], r[b]
+        fa, fb, dfa, dfb = fc[a, cut], fc[b, cut], dfc[a, cut], dfc[b, cut]
+        w0, w1 = w_0[t], w_1[t]
+        fab = fa * fb
+        djk = 0.0
+        if narrow:
+            rjk, fjk, dfjk = tval[1, s0 + t], tval[2, s0 + t], tval[3, s0 + t]
+            fcp = fab * fjk
+            dra = w0 * dfa * fb * fjk - 2.0 * (ra - rs) * w1 * fcp
+            drb = w0 * fa * dfb * fjk - 2.0 * (rb - rs) * w1 * fcp
+            djk = (w0 * fab * dfjk - 2.0 * (rjk - rs) * w1 * fcp) / rjk
+        else:
+            fcp = fab
+            dra = w0 * dfa * fb - 2.0 * (ra - rs) * w1 * fcp
+            drb = w0 * fa * dfb - 2.0 * (rb - rs) * w1 * fcp
+        _pair_vectors(grad, 3 * a, 3 * b, a, b, ra, rb, inv_r[a], inv_r[b], u, cs[t], djk, dra,
+                      drb, w_c[t] * fcp)
+
+
+@_jit
+def _compact_angles(plan, gi, tval, t, fill, a_loc, da_loc):
     """θ (radians; -1 where |cos θ| = 1: no contribution, as in n2p2), r_jk and the
     angular windows of a compact-group triplet."""
     narrow = plan.grp_int[gi, 1]
     l0, ln = plan.grp_int[gi, 5], plan.grp_int[gi, 6]
     if fill:
-        cs = tval[t, 0]
-        tval[t, 2] = math.acos(cs) if -1.0 < cs < 1.0 else -1.0
-        tval[t, 1] = math.sqrt(tval[t, 1]) if narrow else 0.0
-    theta = tval[t, 2]
+        cs = tval[0, t]
+        tval[2, t] = math.acos(cs) if -1.0 < cs < 1.0 else -1.0
+        tval[1, t] = math.sqrt(tval[1, t]) if narrow else 0.0
+    theta = tval[2, t]
     if theta >= 0.0:
         for q in range(ln):
             w = l0 + q
             a_loc[q], da_loc[q] = compact(plan.awin_int[w], plan.awin_flt[w, 0],
                                           plan.awin_flt[w, 1], theta)
-    return theta, tval[t, 1]
+    return theta, tval[1, t]
 
 
 @_jit
@@ -391,22 +554,19 @@ def _window(plan, gi, win_base, wv, cw, dcw, a, b, rjk):
 
 
 @_jit
-def _group_values(plan, gi, eta_base, win_base, fc, dfc, ex, cw, dcw, tidx, tval, slot, n_t,
-                  g_row, e_loc, a_loc, da_loc, t_buf, dt_buf):
+def _group_values(plan, gi, eta_base, win_base, fc, ex, cw, dcw, tidx, tval, slot, n_t, g_row,
+                  a_loc, da_loc, t_buf, dt_buf, work):
     """Pass 1 of group ``gi``: feature sums over its stored triplets; fills the store."""
     kind = plan.grp_int[gi, 0]
     t0, t1 = plan.grp_int[gi, 7], plan.grp_int[gi, 8]
+    if kind == AK_GAUSS:
+        _gauss_fill(plan, gi, eta_base, fc, ex, tidx, tval, slot, n_t, work)
+        _gauss_values(plan, gi, fc, tidx, tval, slot, n_t, g_row, work)
+        return
     for t in range(slot, slot + n_t):
-        a, b = tidx[t, 0], tidx[t, 1]
-        if kind == AK_GAUSS:
-            fa, fb, _, _, fjk, _, _ = _gauss_setup(plan, gi, eta_base, fc, dfc, ex, tval, t, a,
-                                                   b, True, e_loc, a_loc, da_loc)
-            fcp = fa * fb * fjk
-            for k in range(t0, t1):
-                g_row[plan.term_int[k, 2]] += (plan.term_flt[k] * a_loc[plan.term_int[k, 1]]
-                                               * e_loc[plan.term_int[k, 0]] * fcp)
-        elif kind == AK_COMPACT:
-            theta, rjk = _compact_setup(plan, gi, win_base, tval, t, True, a_loc, da_loc)
+        a, b = tidx[0, t], tidx[1, t]
+        if kind == AK_COMPACT:
+            theta, rjk = _compact_angles(plan, gi, tval, t, True, a_loc, da_loc)
             if theta < 0.0:
                 continue
             k = t0
@@ -424,7 +584,7 @@ def _group_values(plan, gi, eta_base, win_base, fc, dfc, ex, cw, dcw, tidx, tval
             cut, order = plan.grp_int[gi, 2], plan.grp_int[gi, 4]
             col, col2 = plan.grp_int[gi, 9], plan.grp_int[gi, 10]
             fcp = fc[a, cut] * fc[b, cut]
-            _chebyshev(tval[t, 0], order, t_buf, dt_buf)
+            _chebyshev(tval[0, t], order, t_buf, dt_buf)
             w1, w2 = plan.grp_flt[gi, 1] * fcp, plan.grp_flt[gi, 3] * fcp
             for m in range(order + 1):
                 g_row[col + m] += w1 * t_buf[m]
@@ -433,16 +593,11 @@ def _group_values(plan, gi, eta_base, win_base, fc, dfc, ex, cw, dcw, tidx, tval
 
 
 @_jit
-def _group_gradient(plan, gi, eta_base, win_base, fc, dfc, ex, cw, dcw, r, inv_r, u, tidx,
-                    tval, slot, n_t, c_row, grad, coef, e_loc, a_loc, da_loc, t_buf, dt_buf):
-    """Pass 2 of group ``gi``: the terms' derivatives contracted with c_row = ∂E/∂G_i, added
-    to the pair gradients (flat [3 P]) of its stored triplets."""
-    kind = plan.grp_int[gi, 0]
-    t0, t1 = plan.grp_int[gi, 7], plan.grp_int[gi, 8]
-    rs = plan.grp_flt[gi, 2]
-    e0 = plan.grp_int[gi, 3]
+def _group_coefficients(plan, gi, c_row, coef):
+    """c_f × prefactor of every term of group ``gi`` (Chebyshev: per order, both copies);
+    False if all vanish."""
     any_c = False
-    if kind == AK_CHEB:
+    if plan.grp_int[gi, 0] == AK_CHEB:
         order = plan.grp_int[gi, 4]
         col, col2 = plan.grp_int[gi, 9], plan.grp_int[gi, 10]
         for m in range(order + 1):
@@ -451,38 +606,32 @@ def _group_gradient(plan, gi, eta_base, win_base, fc, dfc, ex, cw, dcw, r, inv_r
                 coef[m] += plan.grp_flt[gi, 3] * c_row[col2 + m]
             any_c |= coef[m] != 0.0
     else:
+        t0, t1 = plan.grp_int[gi, 7], plan.grp_int[gi, 8]
         for k in range(t0, t1):
             coef[k - t0] = c_row[plan.term_int[k, 2]] * plan.term_flt[k]
             any_c |= coef[k - t0] != 0.0
-    if not any_c:
+    return any_c
+
+
+@_jit
+def _group_gradient(plan, gi, eta_base, win_base, fc, dfc, cw, dcw, r, inv_r, u, tidx, tval,
+                    slot, n_t, c_row, grad, coef, a_loc, da_loc, t_buf, dt_buf, work):
+    """Pass 2 of group ``gi``: the terms' derivatives contracted with c_row = ∂E/∂G_i, added
+    to the pair gradients (flat [3 P]) of its stored triplets."""
+    kind = plan.grp_int[gi, 0]
+    if not _group_coefficients(plan, gi, c_row, coef):
         return
+    if kind == AK_GAUSS:
+        _gauss_gradient(plan, gi, eta_base, fc, dfc, r, inv_r, u, tidx, tval, slot, n_t, coef,
+                        grad, work)
+        return
+    t0, t1 = plan.grp_int[gi, 7], plan.grp_int[gi, 8]
     for t in range(slot, slot + n_t):
-        a, b = tidx[t, 0], tidx[t, 1]
-        cs = tval[t, 0]
+        a, b = tidx[0, t], tidx[1, t]
+        cs = tval[0, t]
         ra, rb = r[a], r[b]
-        if kind == AK_GAUSS:
-            fa, fb, dfa, dfb, fjk, dfjk, rjk = _gauss_setup(
-                plan, gi, eta_base, fc, dfc, ex, tval, t, a, b, False, e_loc, a_loc, da_loc)
-            w0 = 0.0
-            w1 = 0.0
-            wc = 0.0
-            for k in range(t0, t1):
-                cc = coef[k - t0] * e_loc[plan.term_int[k, 0]]
-                v = cc * a_loc[plan.term_int[k, 1]]
-                w0 += v
-                w1 += v * plan.eta_tab[eta_base + e0 + plan.term_int[k, 0], 0]
-                wc += cc * da_loc[plan.term_int[k, 1]]
-            fab = fa * fb
-            fcp = fab * fjk
-            dra = w0 * dfa * fb * fjk - 2.0 * (ra - rs) * w1 * fcp
-            drb = w0 * fa * dfb * fjk - 2.0 * (rb - rs) * w1 * fcp
-            djk = 0.0
-            if plan.grp_int[gi, 1]:
-                djk = (w0 * fab * dfjk - 2.0 * (rjk - rs) * w1 * fcp) / rjk
-            _pair_vectors(grad, 3 * a, 3 * b, a, b, ra, rb, inv_r[a], inv_r[b], u, cs, djk, dra,
-                          drb, wc * fcp)
-        elif kind == AK_COMPACT:
-            theta, rjk = _compact_setup(plan, gi, win_base, tval, t, False, a_loc, da_loc)
+        if kind == AK_COMPACT:
+            theta, rjk = _compact_angles(plan, gi, tval, t, False, a_loc, da_loc)
             if theta < 0.0:
                 continue
             dra = 0.0
@@ -523,40 +672,49 @@ def _group_gradient(plan, gi, eta_base, win_base, fc, dfc, ex, cw, dcw, r, inv_r
 
 @_jit
 def _group_jacobian(plan, gi, c, eta_base, win_base, fc, dfc, ex, cw, dcw, r, inv_r, u, nspec,
-                    tidx, tval, slot, n_t, g_row, jv, jv_off, e_loc, a_loc, da_loc, t_buf,
-                    dt_buf):
+                    tidx, tval, slot, n_t, g_row, jv, jv_off, a_loc, da_loc, t_buf, dt_buf,
+                    work):
     """Values and per-function pair-vector derivatives of group ``gi`` (training)."""
     kind = plan.grp_int[gi, 0]
     t0, t1 = plan.grp_int[gi, 7], plan.grp_int[gi, 8]
     rs = plan.grp_flt[gi, 2]
-    e0 = plan.grp_int[gi, 3]
+    e0, cut = plan.grp_int[gi, 3], plan.grp_int[gi, 2]
+    l0, ln = plan.grp_int[gi, 5], plan.grp_int[gi, 6]
+    narrow = plan.grp_int[gi, 1] != 0
     ns = plan.n_species
+    if kind == AK_GAUSS:
+        _gauss_fill(plan, gi, eta_base, fc, ex, tidx, tval, slot, n_t, work)
+        _gauss_values(plan, gi, fc, tidx, tval, slot, n_t, g_row, work)
     for t in range(slot, slot + n_t):
-        a, b = tidx[t, 0], tidx[t, 1]
-        cs = tval[t, 0]
+        a, b = tidx[0, t], tidx[1, t]
+        cs = tval[0, t]
         ra, rb, ia, ib = r[a], r[b], inv_r[a], inv_r[b]
         pos_a = plan.vcol_pos[c * ns + nspec[a]]
         pos_b = plan.vcol_pos[c * ns + nspec[b]]
         oa, ob = jv_off[a], jv_off[b]
         if kind == AK_GAUSS:
-            fa, fb, dfa, dfb, fjk, dfjk, rjk = _gauss_setup(
-                plan, gi, eta_base, fc, dfc, ex, tval, t, a, b, True, e_loc, a_loc, da_loc)
+            fa, fb, dfa, dfb = fc[a, cut], fc[b, cut], dfc[a, cut], dfc[b, cut]
+            fjk, dfjk, rjk = 1.0, 0.0, 1.0
+            if narrow:
+                rjk, fjk, dfjk = tval[1, t], tval[2, t], tval[3, t]
             fab = fa * fb
             fcp = fab * fjk
-            narrow = plan.grp_int[gi, 1]
+            for q in range(ln):
+                a_loc[q], da_loc[q] = angular_factor(plan.lz_tab[l0 + q, 0],
+                                                     plan.lz_tab[l0 + q, 1],
+                                                     int(plan.lz_tab[l0 + q, 2]), cs)
             for k in range(t0, t1):
                 col = plan.term_int[k, 2]
                 eta = plan.eta_tab[eta_base + e0 + plan.term_int[k, 0], 0]
-                pe = plan.term_flt[k] * e_loc[plan.term_int[k, 0]]
+                pe = plan.term_flt[k] * tval[4 + plan.term_int[k, 0], t]
                 v = pe * a_loc[plan.term_int[k, 1]]
-                g_row[col] += v * fcp
                 dra = v * (dfa * fb * fjk - 2.0 * eta * (ra - rs) * fcp)
                 drb = v * (fa * dfb * fjk - 2.0 * eta * (rb - rs) * fcp)
                 djk = v * (fab * dfjk - 2.0 * eta * (rjk - rs) * fcp) / rjk if narrow else 0.0
                 _pair_vectors(jv, oa + 3 * pos_a[col], ob + 3 * pos_b[col], a, b, ra, rb, ia, ib,
                               u, cs, djk, dra, drb, pe * da_loc[plan.term_int[k, 1]] * fcp)
         elif kind == AK_COMPACT:
-            theta, rjk = _compact_setup(plan, gi, win_base, tval, t, True, a_loc, da_loc)
+            theta, rjk = _compact_angles(plan, gi, tval, t, True, a_loc, da_loc)
             if theta < 0.0:
                 continue
             dth_dcos = -1.0 / math.sqrt(1.0 - cs * cs)
@@ -579,7 +737,7 @@ def _group_jacobian(plan, gi, c, eta_base, win_base, fc, dfc, ex, cw, dcw, r, in
                                       av * ya * dyb * yjk, dav * ya * yb * yjk * dth_dcos)
                 k = nxt
         else:
-            cut, order = plan.grp_int[gi, 2], plan.grp_int[gi, 4]
+            order = plan.grp_int[gi, 4]
             _chebyshev(cs, order, t_buf, dt_buf)
             fa, fb, dfa, dfb = fc[a, cut], fc[b, cut], dfc[a, cut], dfc[b, cut]
             for copy in range(2):
@@ -597,8 +755,53 @@ def _group_jacobian(plan, gi, c, eta_base, win_base, fc, dfc, ex, cw, dcw, r, in
 
 # ------------------------------------------------------------------ passes
 @_jit
-def _scratch(plan):
-    return np.empty((5, plan.max_local))
+def _chunk_scratch(plan, tstart, chunk, n):
+    """Per-work-item scratch: small per-group vectors and rows as long as the largest
+    triplet store of its centres."""
+    cap = 1
+    for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
+        cap = max(cap, tstart[i + 1] - tstart[i])
+    return np.empty((5, plan.max_local)), np.empty((4 + 2 * plan.max_lz, cap))
+
+
+@_jit
+def _radial_pass(plan, i, c, sp_off, r, u, fc, dfc, buf, g_row, c_row, coef, grad, jr, jr_off,
+                 mode):
+    """Radial records of centre i: values (mode 0), gradient into ``grad`` (1), or values
+    and ∂G/∂r into the Jacobian rows ``jr`` (2)."""
+    ns = plan.n_species
+    for s in range(ns):
+        pos = plan.rcol_pos[c * ns + s]
+        for k in range(plan.rad_off[c, s], plan.rad_off[c, s + 1]):
+            ncol, col, col2 = plan.rad_int[k, 3], plan.rad_int[k, 2], plan.rad_int[k, 4]
+            w1, w2, rmax = plan.rad_flt[k, 2], plan.rad_flt[k, 4], plan.rad_flt[k, 3]
+            if mode == 1:
+                any_c = False
+                for m in range(ncol):
+                    coef[m] = w1 * c_row[col + m] + (w2 * c_row[col2 + m] if col2 >= 0 else 0.0)
+                    any_c |= coef[m] != 0.0
+                if not any_c:
+                    continue
+            for p in range(sp_off[i, s], sp_off[i, s + 1]):
+                if r[p] >= rmax:
+                    continue
+                _radial_value(plan.rad_int[k, 0], plan.rad_int[k, 1], plan.rad_flt[k, 0],
+                              plan.rad_flt[k, 1], ncol, r[p], fc[p], dfc[p], buf[0], buf[1])
+                if mode == 1:
+                    acc = 0.0
+                    for m in range(ncol):
+                        acc += coef[m] * buf[1, m]
+                    for x in range(3):
+                        grad[3 * p + x] += acc * u[p, x]
+                    continue
+                for m in range(ncol):
+                    g_row[col + m] += w1 * buf[0, m]
+                    if col2 >= 0:
+                        g_row[col2 + m] += w2 * buf[0, m]
+                    if mode == 2:
+                        jr[jr_off[p] + pos[col + m]] += w1 * buf[1, m]
+                        if col2 >= 0:
+                            jr[jr_off[p] + pos[col2 + m]] += w2 * buf[1, m]
 
 
 @_kernel
@@ -608,25 +811,15 @@ def features(plan, centre_species, r, u, fc, dfc, ex, cw, dcw, sp_off, tstart, t
     (per centre from ``tstart``; ``tcount[i, k]`` triplets of its k-th angular group)."""
     n = centre_species.shape[0]
     ns = plan.n_species
+    no_f = np.zeros(0)
+    no_i = np.zeros(0, dtype=np.int64)
     for chunk in nb.prange((n + CHUNK - 1) // CHUNK):
-        buf = _scratch(plan)
+        buf, work = _chunk_scratch(plan, tstart, chunk, n)
         for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
             c = centre_species[i]
             g_row = g[i]
-            for s in range(ns):
-                for k in range(plan.rad_off[c, s], plan.rad_off[c, s + 1]):
-                    ncol, col, col2 = plan.rad_int[k, 3], plan.rad_int[k, 2], plan.rad_int[k, 4]
-                    w1, w2, rmax = plan.rad_flt[k, 2], plan.rad_flt[k, 4], plan.rad_flt[k, 3]
-                    for p in range(sp_off[i, s], sp_off[i, s + 1]):
-                        if r[p] >= rmax:
-                            continue
-                        _radial_value(plan.rad_int[k, 0], plan.rad_int[k, 1], plan.rad_flt[k, 0],
-                                      plan.rad_flt[k, 1], ncol, r[p], fc[p], dfc[p], k, buf[0],
-                                      buf[1])
-                        for m in range(ncol):
-                            g_row[col + m] += w1 * buf[0, m]
-                            if col2 >= 0:
-                                g_row[col2 + m] += w2 * buf[0, m]
+            _radial_pass(plan, i, c, sp_off, r, u, fc, dfc, buf, g_row, no_f, no_f, no_f, no_f,
+                         no_i, 0)
             slot = tstart[i]
             kg = 0
             for lo in range(ns):
@@ -634,9 +827,9 @@ def features(plan, centre_species, r, u, fc, dfc, ex, cw, dcw, sp_off, tstart, t
                     key = (c * ns + lo) * ns + hi
                     for gi in range(plan.ang_off[key], plan.ang_off[key + 1]):
                         n_t = _enumerate(plan, gi, i, lo, hi, sp_off, r, u, tidx, tval, slot)
-                        _group_values(plan, gi, plan.eta_off[c], plan.rwin_off[c], fc, dfc, ex,
-                                      cw, dcw, tidx, tval, slot, n_t, g_row, buf[2], buf[3],
-                                      buf[4], buf[0], buf[1])
+                        _group_values(plan, gi, plan.eta_off[c], plan.rwin_off[c], fc, ex, cw,
+                                      dcw, tidx, tval, slot, n_t, g_row, buf[2], buf[3], buf[0],
+                                      buf[1], work)
                         tcount[i, kg] = n_t
                         slot += n_t
                         kg += 1
@@ -648,39 +841,18 @@ def pair_gradient(plan, centre_species, r, inv_r, u, fc, dfc, ex, cw, dcw, sp_of
     """Pass 2: ∂E/∂d_p (flat [3 P], overwritten) from c = ∂E/∂G [n_centres, F]."""
     n = centre_species.shape[0]
     ns = plan.n_species
+    no_f = np.zeros(0)
+    no_i = np.zeros(0, dtype=np.int64)
     for chunk in nb.prange((n + CHUNK - 1) // CHUNK):
-        buf = _scratch(plan)
+        buf, work = _chunk_scratch(plan, tstart, chunk, n)
         coef = np.empty(plan.max_local)
         for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
             c = centre_species[i]
             c_row = de_dg[i]
-            for p in range(sp_off[i, 0], sp_off[i, ns]):
-                grad[3 * p] = 0.0
-                grad[3 * p + 1] = 0.0
-                grad[3 * p + 2] = 0.0
-            for s in range(ns):
-                for k in range(plan.rad_off[c, s], plan.rad_off[c, s + 1]):
-                    ncol, col, col2 = plan.rad_int[k, 3], plan.rad_int[k, 2], plan.rad_int[k, 4]
-                    w1, w2, rmax = plan.rad_flt[k, 2], plan.rad_flt[k, 4], plan.rad_flt[k, 3]
-                    any_c = False
-                    for m in range(ncol):
-                        coef[m] = w1 * c_row[col + m] + (w2 * c_row[col2 + m] if col2 >= 0
-                                                         else 0.0)
-                        any_c |= coef[m] != 0.0
-                    if not any_c:
-                        continue
-                    for p in range(sp_off[i, s], sp_off[i, s + 1]):
-                        if r[p] >= rmax:
-                            continue
-                        _radial_value(plan.rad_int[k, 0], plan.rad_int[k, 1], plan.rad_flt[k, 0],
-                                      plan.rad_flt[k, 1], ncol, r[p], fc[p], dfc[p], k, buf[0],
-                                      buf[1])
-                        acc = 0.0
-                        for m in range(ncol):
-                            acc += coef[m] * buf[1, m]
-                        grad[3 * p] += acc * u[p, 0]
-                        grad[3 * p + 1] += acc * u[p, 1]
-                        grad[3 * p + 2] += acc * u[p, 2]
+            for p in range(3 * sp_off[i, 0], 3 * sp_off[i, ns]):
+                grad[p] = 0.0
+            _radial_pass(plan, i, c, sp_off, r, u, fc, dfc, buf, no_f, c_row, coef, grad, no_f,
+                         no_i, 1)
             slot = tstart[i]
             kg = 0
             for lo in range(ns):
@@ -688,9 +860,9 @@ def pair_gradient(plan, centre_species, r, inv_r, u, fc, dfc, ex, cw, dcw, sp_of
                     key = (c * ns + lo) * ns + hi
                     for gi in range(plan.ang_off[key], plan.ang_off[key + 1]):
                         n_t = tcount[i, kg]
-                        _group_gradient(plan, gi, plan.eta_off[c], plan.rwin_off[c], fc, dfc, ex,
-                                        cw, dcw, r, inv_r, u, tidx, tval, slot, n_t, c_row, grad,
-                                        coef, buf[2], buf[3], buf[4], buf[0], buf[1])
+                        _group_gradient(plan, gi, plan.eta_off[c], plan.rwin_off[c], fc, dfc, cw,
+                                        dcw, r, inv_r, u, tidx, tval, slot, n_t, c_row, grad,
+                                        coef, buf[2], buf[3], buf[0], buf[1], work)
                         slot += n_t
                         kg += 1
 
@@ -704,29 +876,14 @@ def jacobian(plan, centre_species, nspec, r, inv_r, u, fc, dfc, ex, cw, dcw, sp_
     angular column (rows zeroed by the caller; jv_off = -1: no angular row)."""
     n = centre_species.shape[0]
     ns = plan.n_species
+    no_f = np.zeros(0)
     for chunk in nb.prange((n + CHUNK - 1) // CHUNK):
-        buf = _scratch(plan)
+        buf, work = _chunk_scratch(plan, tstart, chunk, n)
         for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
             c = centre_species[i]
             g_row = g[i]
-            for s in range(ns):
-                pos = plan.rcol_pos[c * ns + s]
-                for k in range(plan.rad_off[c, s], plan.rad_off[c, s + 1]):
-                    ncol, col, col2 = plan.rad_int[k, 3], plan.rad_int[k, 2], plan.rad_int[k, 4]
-                    w1, w2, rmax = plan.rad_flt[k, 2], plan.rad_flt[k, 4], plan.rad_flt[k, 3]
-                    for p in range(sp_off[i, s], sp_off[i, s + 1]):
-                        if r[p] >= rmax:
-                            continue
-                        _radial_value(plan.rad_int[k, 0], plan.rad_int[k, 1], plan.rad_flt[k, 0],
-                                      plan.rad_flt[k, 1], ncol, r[p], fc[p], dfc[p], k, buf[0],
-                                      buf[1])
-                        o = jr_off[p]
-                        for m in range(ncol):
-                            g_row[col + m] += w1 * buf[0, m]
-                            jr[o + pos[col + m]] += w1 * buf[1, m]
-                            if col2 >= 0:
-                                g_row[col2 + m] += w2 * buf[0, m]
-                                jr[o + pos[col2 + m]] += w2 * buf[1, m]
+            _radial_pass(plan, i, c, sp_off, r, u, fc, dfc, buf, g_row, no_f, no_f, no_f, jr,
+                         jr_off, 2)
             slot = tstart[i]
             for lo in range(ns):
                 for hi in range(lo, ns):
@@ -735,8 +892,7 @@ def jacobian(plan, centre_species, nspec, r, inv_r, u, fc, dfc, ex, cw, dcw, sp_
                         n_t = _enumerate(plan, gi, i, lo, hi, sp_off, r, u, tidx, tval, slot)
                         _group_jacobian(plan, gi, c, plan.eta_off[c], plan.rwin_off[c], fc, dfc,
                                         ex, cw, dcw, r, inv_r, u, nspec, tidx, tval, slot, n_t,
-                                        g_row, jv, jv_off, buf[2], buf[3], buf[4], buf[0],
-                                        buf[1])
+                                        g_row, jv, jv_off, buf[2], buf[3], buf[0], buf[1], work)
                         slot += n_t
 
 

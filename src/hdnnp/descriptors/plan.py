@@ -115,6 +115,7 @@ class TermPlan(NamedTuple):
     n_species: int
     n_features: int
     max_local: int
+    max_lz: int
     cut_kind: np.ndarray
     cut_rc: np.ndarray
     cut_alpha: np.ndarray
@@ -331,6 +332,8 @@ def build_plan(n_species: int, n_features: int, radial: list[RadialTerm],
 
     plan = TermPlan(
         n_species=S, n_features=n_features, max_local=int(max_local + 1),
+        max_lz=int(max((g[0][6] for gs in groups.values() for g in gs
+                        if g[0][0] == ANGULAR_KINDS["gauss"]), default=0)),
         cut_kind=np.array([k[0] for k in cut_list], dtype=np.int64),
         cut_rc=np.array([k[1] for k in cut_list], dtype=np.float64),
         cut_alpha=np.array([k[2] for k in cut_list], dtype=np.float64),
@@ -340,7 +343,9 @@ def build_plan(n_species: int, n_features: int, radial: list[RadialTerm],
         rwin_off=offsets(rwin_tab), rwin_flt=arr([w[:2] for w in rwin_flat], 2, np.float64),
         rwin_int=np.array([w[2] for w in rwin_flat], dtype=np.int64),
         awin_flt=arr(awin_flt, 2, np.float64), awin_int=np.array(awin_int, dtype=np.int64),
-        lz_tab=arr(lz_tab, 2, np.float64), term_int=arr(term_int, 4, np.int64),
+        lz_tab=arr([(lam, z, float(int(z)) if z == int(z) and 1 <= z <= 64 else 0.0)
+                    for lam, z in lz_tab], 3, np.float64),
+        term_int=arr(term_int, 4, np.int64),
         term_flt=np.array(term_flt, dtype=np.float64), rcol_pos=rpos, vcol_pos=vpos)
     supports = [t.support for t in radial] + [float(g[1][0]) for gs in groups.values()
                                               for g in gs]
