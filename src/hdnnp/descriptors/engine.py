@@ -189,6 +189,41 @@ def accumulate_pair_gradient(de_dd: torch.Tensor, pair_centres: torch.Tensor,
         atomic_virial.index_add_(0, pair_centres, de_dd.unsqueeze(-1) * vectors.unsqueeze(-2))
 
 
+_KERNELS_WARM = False
+
+
+def _warm_up_kernels(descriptor: Descriptor) -> None:
+    """Load the compiled kernels once per process, when the first descriptor is built.
+
+    Numba compiles each kernel once into its on-disk cache (``cache=True``), but every new
+    process still pays ~0.3–0.7 s to load and link the cached machine code on the first call
+    of each kernel.  Paying it here, on a dimer through the real path (features, pair
+    gradient, force scatter), moves that one-time cost from the first energy call to the
+    set-up (reading a potential), as n2p2 does its set-up before the first prediction.
+    """
+    global _KERNELS_WARM
+    if _KERNELS_WARM or descriptor.layout.max_cutoff <= 0.0:
+        return
+    _KERNELS_WARM = True
+    from hdnnp.neighbours import StructureBatch
+
+    f64, i64 = dict(dtype=torch.float64), dict(dtype=torch.int64)
+    r = 0.5 * descriptor.layout.max_cutoff
+    batch = StructureBatch(
+        positions=torch.tensor([[0.0, 0.0, 0.0], [r, 0.0, 0.0], [0.0, r, 0.0]], **f64),
+        cells=torch.zeros(1, 3, 3, **f64), species=torch.zeros(3, **i64),
+        structure_index=torch.zeros(3, **i64), n_atoms=torch.tensor([3], **i64),
+        centers=torch.tensor([0, 0, 1, 1, 2, 2], **i64),
+        neighbours=torch.tensor([1, 2, 0, 2, 0, 1], **i64), cell_shifts=torch.zeros(6, 3, **f64))
+    forces = torch.zeros(3, 3, **f64)
+    for block in descriptor.evaluate(batch):
+        de_dd = block.pair_gradient(torch.ones_like(block.features)).contiguous()
+        accumulate_pair_gradient(de_dd, batch.centers[block.pairs], batch.neighbours[block.pairs],
+                                 forces, batch.pair_vectors()[block.pairs],
+                                 batch.structure_index[batch.centers[block.pairs]],
+                                 torch.zeros(1, 3, 3, **f64))
+
+
 class DescriptorBlock:
     """Centres ``centres`` (atom indices of the batch) and their pairs ``pairs`` (a slice of
     the batch's pair list): :attr:`features` and :meth:`pair_gradient`."""
@@ -322,6 +357,7 @@ class Descriptor(torch.nn.Module):
             if isinstance(value, np.ndarray):
                 self.register_buffer(_PLAN_PREFIX + name, torch.from_numpy(value.copy()))
         self._plan_cache = None
+        _warm_up_kernels(self)
 
     def _apply(self, fn, recurse=True):
         # device moves apply to the plan; its parameters stay float64 (and integer tables)

@@ -1,0 +1,127 @@
+"""The compiled descriptor kernels against independent references.
+
+* values of every Gaussian n2p2 function type with every cutoff type 0-8 (and α) against
+  the naive loops of ``test_n2p2_functions`` (the compact types 20-25 use no cutoff
+  function; they are checked there), periodic and non-periodic, to 1e-10 relative;
+* forces and per-atom virials of the kernels' pair gradient against autograd through the
+  tensor path (the GPU path, an independent implementation of the same plan) to 1e-10
+  relative, for n2p2, Behler and Chebyshev descriptors;
+* one and two threads give bit-identical numbers;
+* the hand-written vector exponential (arguments ≤ 0) against ``math.exp``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+import pytest
+import torch
+
+from hdnnp.descriptors import BehlerParrinello, Chebyshev
+from hdnnp.descriptors.cutoffs import N2P2_CUTOFF_TYPES
+from hdnnp.descriptors.n2p2 import N2P2SymmetryFunctions
+from hdnnp.model import NeuralNetworkPotential
+from hdnnp.neighbours import build_batch
+from test_n2p2_functions import SF_CASES, cluster, np_sf, periodic
+
+from conftest import rutile, tio2_cluster
+from test_descriptors import BEHLER_FUNCTIONS
+
+GAUSSIAN = [f for f in SF_CASES if f["type"] < 20]
+STRUCTURES = {"cluster": cluster, "periodic": periodic}
+
+
+def rel_close(a, b, rtol):
+    a, b = np.asarray(a), np.asarray(b)
+    scale = max(1.0, float(np.abs(b).max()))
+    assert np.abs(a - b).max() <= rtol * scale, np.abs(a - b).max() / scale
+
+
+@pytest.mark.parametrize("ctype", sorted(N2P2_CUTOFF_TYPES))
+@pytest.mark.parametrize("kind", sorted(STRUCTURES))
+def test_gaussian_functions_every_cutoff_match_naive_loops(ctype, kind):
+    alpha = 0.0 if ctype in (0, 2, 3) else 0.25
+    d = N2P2SymmetryFunctions(["H", "O"], GAUSSIAN, cutoff_type=ctype, cutoff_alpha=alpha)
+    atoms = STRUCTURES[kind]()
+    batch = build_batch([atoms], d.elements, d.cutoff)
+    g = d(batch).numpy()
+    sym = np.array(atoms.get_chemical_symbols())
+    for col_el in d.elements:
+        rows = sym == col_el
+        names = d.feature_names[col_el]
+        specs = [f for f in d.functions if f["center"] == col_el] if hasattr(d, "functions") \
+            else None
+        assert specs is not None and len(specs) == len(names)
+        for c, spec in enumerate(specs):
+            ref = np_sf(atoms, spec, ctype, alpha)[rows]
+            rel_close(g[rows, c], ref, 1e-10)
+
+
+def model_for(descriptor, seed=0):
+    torch.manual_seed(seed)
+    return NeuralNetworkPotential(descriptor, hidden=(6, 5), activation="tanh")
+
+
+DESCRIPTORS = {
+    "n2p2-cut1": (lambda: N2P2SymmetryFunctions(["H", "O"], SF_CASES, cutoff_type=1),
+                  STRUCTURES),
+    "n2p2-cut7": (lambda: N2P2SymmetryFunctions(["H", "O"], SF_CASES, cutoff_type=7,
+                                                cutoff_alpha=0.3), STRUCTURES),
+    "behler": (lambda: BehlerParrinello(["O", "Ti"], BEHLER_FUNCTIONS),
+               {"cluster": tio2_cluster, "periodic": rutile}),
+    "chebyshev": (lambda: Chebyshev(["O", "Ti"], radial_rc=5.5, radial_order=8,
+                                    angular_rc=4.5, angular_order=5),
+                  {"cluster": tio2_cluster, "periodic": rutile}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DESCRIPTORS))
+@pytest.mark.parametrize("kind", ["cluster", "periodic"])
+def test_kernel_forces_and_virials_match_tensor_path(name, kind):
+    make, structures = DESCRIPTORS[name]
+    model = model_for(make())
+    atoms = structures[kind]()
+    batch = build_batch([atoms], model.elements, model.cutoff)
+    out = model(batch, forces=True, stress=True, atomic_virials=True)
+    ref = model._forward_autograd(batch, forces=True, stress=True)
+    rel_close(out["energy"].numpy(), ref["energy"].detach().numpy(), 1e-12)
+    rel_close(out["forces"].numpy(), ref["forces"].detach().numpy(), 1e-10)
+    rel_close(out["virial"].numpy(), ref["virial"].detach().numpy(), 1e-10)
+    rel_close(out["virials"].sum(0).numpy(), out["virial"][0].numpy(), 1e-12)
+    assert float(out["forces"].abs().max()) > 1e-4  # the test can fail
+
+
+@pytest.mark.parametrize("name", ["n2p2-cut1", "chebyshev"])
+def test_one_and_two_threads_are_bit_identical(name):
+    make, structures = DESCRIPTORS[name]
+    model = model_for(make(), seed=3)
+    atoms = structures["periodic"]().repeat((2, 2, 1))
+    batch = build_batch([atoms], model.elements, model.cutoff)
+    before = numba.get_num_threads()
+    results = []
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            out = model(batch, forces=True, stress=True)
+            g, jac = model.descriptor.features_and_jacobian(batch)
+            results.append((out["energy"].numpy(), out["forces"].numpy(),
+                            out["virial"].numpy(), g.numpy(),
+                            jac.pair_gradient(torch.ones_like(g)).numpy()))
+    finally:
+        numba.set_num_threads(before)
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_vector_exponential_within_one_ulp():
+    from hdnnp.descriptors.kernels import _vexp
+
+    x = np.concatenate([np.linspace(-745.0, 0.0, 20001), -np.logspace(-12, 2.5, 5001),
+                        -np.abs(np.random.default_rng(0).normal(scale=30.0, size=5000))])
+    out, work = np.empty_like(x), np.empty_like(x)
+    _vexp(x, out, x.size, work)
+    ref = np.array([math.exp(v) if v > -708.0 else 0.0 for v in x])  # 0 below -708
+    ulp = np.spacing(np.maximum(ref, np.finfo(float).tiny))
+    assert np.all(np.abs(out - ref) <= 1.0 * ulp + 1e-300)
