@@ -50,10 +50,8 @@ def test_gaussian_functions_every_cutoff_match_naive_loops(ctype, kind):
     sym = np.array(atoms.get_chemical_symbols())
     for col_el in d.elements:
         rows = sym == col_el
-        names = d.feature_names[col_el]
-        specs = [f for f in d.functions if f["center"] == col_el] if hasattr(d, "functions") \
-            else None
-        assert specs is not None and len(specs) == len(names)
+        specs = [f for f in d.functions if f["center"] == col_el]
+        assert len(specs) == d.n_features(col_el)
         for c, spec in enumerate(specs):
             ref = np_sf(atoms, spec, ctype, alpha)[rows]
             rel_close(g[rows, c], ref, 1e-10)
