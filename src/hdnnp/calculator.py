@@ -23,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
@@ -37,12 +38,34 @@ from hdnnp.model import NeuralNetworkPotential
 from hdnnp.neighbours import build_batch
 
 
+def _check_distances(batch, source: str) -> None:
+    """Refuse two atoms (or an atom and an image) closer than ``MIN_DISTANCE``: their
+    descriptors are singular and the energy a silent NaN.  O(pairs), from the pair list
+    the model needs anyway."""
+    from hdnnp.validation import MIN_DISTANCE
+
+    d2 = (batch.pair_vectors().detach() ** 2).sum(-1)
+    k = int(torch.argmin(d2))
+    if float(d2[k]) < MIN_DISTANCE**2:
+        i, j = int(batch.centers[k]), int(batch.neighbours[k])
+        what = (f"atom {i + 1} is {float(d2[k]) ** 0.5:.3g} Å from its own periodic image"
+                if i == j else f"atoms {i + 1} and {j + 1} are {float(d2[k]) ** 0.5:.3g} Å apart")
+        raise HdnnpError(f"{source}: {what} (closer than {MIN_DISTANCE:g} Å: a duplicated atom "
+                         "or a wrong cell?)")
+
+
 class ExtrapolationWarning(UserWarning):
     """A structure has descriptor values outside the range seen in training."""
 
 
 class Calculator(_AseCalculator):
     """hdnnp potential as an ASE calculator.
+
+    Every structure is checked before evaluation: positions and cell finite and sane
+    (:func:`hdnnp.validation.check_geometry`), no two atoms closer than
+    ``hdnnp.validation.MIN_DISTANCE``; and the energy and forces that come out must be
+    finite.  A structure without neighbour pairs gets the sum of the isolated-atom
+    reference energies and zero forces and stress.
 
     Parameters
     ----------
@@ -89,12 +112,23 @@ class Calculator(_AseCalculator):
         want_stress = "stress" in properties
         if want_stress and not np.asarray(atoms.pbc).all():
             raise PropertyNotImplementedError("stress needs a cell periodic in all directions")
+        source = str(atoms.info.get("source", "the structure given to the calculator"))
+        # build_batch refuses non-finite or absurd positions, cells and cutoffs
+        # (hdnnp.validation.check_geometry) before the neighbour list sees them
         batch = build_batch([atoms], self.model.elements, self.model.cutoff, dtype=self.dtype,
-                            device=self.device)
+                            device=self.device, names=[source])
+        if batch.centers.numel() == 0:
+            self._isolated_atoms(batch, want_stress)
+            return
+        _check_distances(batch, source)
         out = self.model(batch, forces=True, stress=want_stress,
                          member_forces=self.committee_forces)
         self.calls += 1
         energy = float(out["energy"][0].detach())
+        forces = out["forces"].detach()
+        if not math.isfinite(energy) or not bool(torch.isfinite(forces).all()):
+            raise HdnnpError(f"{source}: the potential gives a non-finite energy or forces "
+                             f"(energy {energy}); is the potential file damaged?")
         self.results["energy"] = energy
         self.results["free_energy"] = energy
         self.results["forces"] = out["forces"].detach().cpu().double().numpy()
@@ -124,6 +158,30 @@ class Calculator(_AseCalculator):
                 raise HdnnpError(msg)
             if self.extrapolation == "warn":
                 warnings.warn(msg, ExtrapolationWarning, stacklevel=2)
+
+    def _isolated_atoms(self, batch, want_stress: bool) -> None:
+        """Results for a structure without neighbour pairs (an empty ``Atoms()``, one atom,
+        atoms farther apart than the cutoff): every atom has its isolated-atom reference
+        energy and no force; the descriptors (all zero) and networks are not evaluated.
+
+        Note that the networks' energy of an atom with all-zero descriptors is in general
+        not zero, so the energy of an atom whose last neighbour leaves the cutoff jumps
+        by that amount when the structure's last pair disappears.
+        """
+        n = batch.n_total_atoms
+        ref = self.model.reference_energies.detach().to(torch.float64).cpu()
+        energies = ref[batch.species.cpu()].numpy()
+        energy = float(energies.sum())
+        self.calls += 1
+        self.results.update(energy=energy, free_energy=energy, energies=energies,
+                            forces=np.zeros((n, 3)), extrapolation_warnings=0,
+                            extrapolating_atoms=np.zeros(0, dtype=np.int64))
+        if self.model.committee_size > 1:
+            self.results.update(energy_std=0.0, energies_std=np.zeros(n))
+            if self.committee_forces:
+                self.results.update(forces_deviation=np.zeros(n), max_force_deviation=0.0)
+        if want_stress:
+            self.results["stress"] = np.zeros(6)
 
     def extrapolation_summary(self) -> str:
         """One line: how many calls extrapolated so far."""

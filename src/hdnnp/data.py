@@ -61,9 +61,20 @@ class Dataset:
 
     def __init__(self, structures: Sequence[Atoms],
                  reference_energies: Mapping[str, float] | None = None,
-                 require_energy: bool = True):
+                 require_energy: bool = True, validate: bool = True):
+        """``validate`` runs :func:`hdnnp.validation.check_structure` on every structure
+        (finite, bounded positions, cell, energy, forces; no duplicate atoms) and checks
+        the reference energies are finite, so data built in memory or taken from a
+        database is as safe as data read by the readers (which check it already, hence
+        ``validate=False`` for structures that come from them or from another Dataset)."""
+        from hdnnp.validation import check_reference_energies, check_structure
+
         self.structures: list[Atoms] = list(structures)
-        self.reference_energies: dict[str, float] = dict(reference_energies or {})
+        self.reference_energies: dict[str, float] = check_reference_energies(
+            reference_energies, "isolated-atom reference energies")
+        if validate:
+            for k, atoms in enumerate(self.structures):
+                check_structure(atoms, str(atoms.info.get("source", f"structure {k + 1}")))
         self._energies = np.array([structure_energy(a) if structure_energy(a) is not None
                                    else np.nan for a in self.structures], dtype=np.float64)
         if require_energy:
@@ -76,7 +87,7 @@ class Dataset:
                    **kwargs) -> Dataset:
         from hdnnp.io import read_structures
 
-        return cls(read_structures(paths, format, **kwargs), reference_energies)
+        return cls(read_structures(paths, format, **kwargs), reference_energies, validate=False)
 
     def require_energies(self) -> None:
         """Raise :class:`HdnnpError` naming the first structure without a reference energy."""
@@ -138,7 +149,7 @@ class Dataset:
     def subset(self, indices: Iterable[int]) -> Dataset:
         idx = [int(i) for i in indices]
         return Dataset([self.structures[i] for i in idx], self.reference_energies,
-                       require_energy=False)
+                       require_energy=False, validate=False)
 
     def sample(self, n: int, seed: int = 0) -> Dataset:
         """``n`` structures drawn without replacement with a fixed seed (original order kept)."""
@@ -171,7 +182,8 @@ class Dataset:
                 raise HdnnpError(f"cannot merge data sets with different reference energies "
                                  f"for {k}: {ref[k]} and {v}")
             ref[k] = v
-        return Dataset(self.structures + other.structures, ref, require_energy=False)
+        return Dataset(self.structures + other.structures, ref, require_energy=False,
+                       validate=False)
 
     # ---------------------------------------------------------------- summary
     def summary(self) -> dict:
@@ -222,4 +234,5 @@ def load_dataset(spec: str | Path, format: str | None = None, **read_options) ->
             return load_labelled(text)
     from hdnnp.io import read_structures
 
-    return Dataset(read_structures(path, format, **read_options), require_energy=False)
+    return Dataset(read_structures(path, format, **read_options), require_energy=False,
+                   validate=False)

@@ -86,31 +86,143 @@ def species_indices(atoms: Atoms, elements: Sequence[str], source: str = "struct
         ) from None
 
 
-def neighbour_pairs(atoms: Atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+#: vesin 0.6's cap on the number of cells of its cell list (``MAX_NUMBER_OF_CELLS`` in
+#: ``cpu_cell_list.cpp``).  Above it vesin rescales the grid keeping the ratios of the
+#: cell counts, which rounds to zero cells for an elongated grid (one atom 10⁶ Å away,
+#: a 10⁵ Å chain with a small cutoff) and then divides by zero: SIGFPE.
+_VESIN_MAX_CELLS = 1.0e5
+
+
+def _vesin_grid_is_degenerate(extent: np.ndarray, cutoff: float) -> bool:
+    """Whether vesin's cell grid for a box with these face distances (Å) would get zero
+    cells along some direction (see ``_VESIN_MAX_CELLS``).
+
+    vesin uses n_k = max(1, trunc(d_k / r_c)) cells; when their product exceeds the cap it
+    rescales them to n'_k = (cap n_k³ / Π n)^(1/3), truncating as it goes.  A margin of 4
+    covers the truncations and the 1 % padding vesin adds to non-periodic extents.
+    """
+    n = np.maximum(np.trunc(extent / cutoff), 1.0)
+    total = float(np.prod(n))
+    if total <= _VESIN_MAX_CELLS:
+        return False
+    return float(np.min(np.cbrt(_VESIN_MAX_CELLS * n**3 / total))) < 4.0
+
+
+def _vesin_box(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """A fully periodic box for vesin, and positions translated into it.
+
+    vesin's handling of non-periodic directions (a bounding box of the points) is what
+    degenerates for outlying atoms, so every non-periodic direction becomes a periodic one
+    instead: ``cell`` comes from :func:`hdnnp.validation.effective_cell` (unit vectors
+    orthogonal to the periodic ones), scaled to the atoms' extent along it plus the cutoff
+    and 1 Å, so no periodic image along it comes within the cutoff; and to at least an
+    eighth of the largest extent, which keeps vesin's grid from degenerating.  Translating
+    all atoms changes neither pairs nor cell shifts.
+    """
+    box = np.array(cell, dtype=np.float64)
+    free = ~pbc
+    if not free.any():
+        return box, positions
+    # along a free direction u (orthogonal to the periodic rows) the fractional
+    # coordinate is (x · u) / length, so it lies in [0, 1) after the translation
+    along = positions @ box[free].T
+    low = along.min(axis=0)
+    length = np.ptp(along, axis=0) + cutoff + 1.0
+    periodic_lengths = np.linalg.norm(box[pbc], axis=1) if pbc.any() else np.zeros(0)
+    largest = max(float(length.max()), float(periodic_lengths.max(initial=0.0)))
+    length = np.maximum(length, largest / 8.0)
+    box[free] *= length[:, None]
+    shifted = positions - low @ (box[free] / length[:, None])
+    return box, np.ascontiguousarray(shifted)
+
+
+def _ase_pairs(positions: np.ndarray, box: np.ndarray, pbc: np.ndarray, cutoff: float):
+    """Full pair list from ASE's NumPy neighbour list, for the grid shapes vesin cannot
+    handle (its cell-count rescaling halves counts and never reaches zero); slower than
+    vesin, so used only for such rare, extreme shapes."""
+    from ase.neighborlist import primitive_neighbor_list
+
+    i, j, s = primitive_neighbor_list("ijS", pbc, box, positions, cutoff,
+                                      self_interaction=False)
+    return i, j, np.asarray(s, dtype=np.int64).reshape(-1, 3)
+
+
+def _free_groups(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray,
+                 cutoff: float) -> list[np.ndarray]:
+    """Indices of groups of atoms with no pair between groups: along each non-periodic
+    direction, a gap wider than the cutoff separates groups (split recursively).  An
+    outlying atom thus becomes a group of its own instead of stretching the grid."""
+    along = positions @ cell[~pbc].T  # coordinates along the free unit vectors
+    todo, done = [np.arange(len(positions))], []
+    while todo:
+        idx = todo.pop()
+        for k in range(along.shape[1]):
+            order = idx[np.argsort(along[idx, k], kind="stable")]
+            cuts = np.flatnonzero(np.diff(along[order, k]) > cutoff) + 1
+            if cuts.size:
+                todo.extend(np.split(order, cuts))
+                break
+        else:
+            done.append(np.sort(idx))
+    return done
+
+
+def _pairs_of_group(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float):
+    """(i, j, S) of one group of atoms: vesin on a fully periodic box, or ASE's list for
+    the grid shapes vesin cannot handle."""
+    from vesin import NeighborList
+
+    from hdnnp.validation import cell_thickness
+
+    box, positions = _vesin_box(positions, cell, pbc, cutoff)
+    if _vesin_grid_is_degenerate(cell_thickness(box), cutoff):
+        return _ase_pairs(positions, box, pbc, cutoff)
+    nl = NeighborList(cutoff=cutoff, full_list=True)
+    i, j, s = nl.compute(points=positions, box=box, periodic=True, quantities="ijS")
+    s = np.asarray(s, dtype=np.int64).reshape(-1, 3)
+    if not pbc.all():  # images along padded directions are beyond the cutoff
+        keep = ~(s[:, ~pbc] != 0).any(axis=1)
+        i, j, s = np.asarray(i)[keep], np.asarray(j)[keep], s[keep]
+    return np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64), s
+
+
+def neighbour_pairs(atoms: Atoms, cutoff: float, source: str | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Full neighbour list (i, j, S) of one structure within ``cutoff`` (Å), sorted by i.
 
     Periodic directions follow ``atoms.pbc``; a structure without any periodic
     direction needs no cell.
-    """
-    from vesin import NeighborList
 
+    This is the last line of defence before compiled code: the cutoff
+    (:func:`hdnnp.validation.check_cutoff`) and the geometry
+    (:func:`hdnnp.validation.check_geometry`: finite, bounded positions and cell, a
+    non-degenerate periodic cell) are checked first, O(N) NumPy work, and refused with an
+    :class:`~hdnnp.errors.HdnnpError` naming ``source`` (default ``atoms.info["source"]``).
+    vesin kills the process with SIGFPE on a NaN, inf or 1e300 cell and on grids it cannot
+    subdivide; structures of such a shape use ASE's neighbour list instead.
+    """
+    from hdnnp.validation import cell_thickness, check_cutoff, check_geometry, effective_cell
+
+    if source is None:
+        source = str(atoms.info.get("source", "structure"))
+    rc = check_cutoff(cutoff, source)
     positions = np.ascontiguousarray(atoms.get_positions(), dtype=np.float64)
     pbc = np.asarray(atoms.pbc, dtype=bool)
-    if pbc.any():
-        box = np.ascontiguousarray(atoms.cell.array, dtype=np.float64)
-        if abs(np.linalg.det(box)) < 1e-10:
-            raise HdnnpError(
-                "a periodic structure needs three linearly independent cell vectors "
-                f"(got cell {box.tolist()}, pbc {pbc.tolist()})"
-            )
-    else:
-        box = np.zeros((3, 3))
+    check_geometry(positions, atoms.cell.array, pbc, source, cutoff=rc, volume_per_atom=False)
     if len(atoms) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, np.zeros((0, 3), dtype=np.int64)
-    nl = NeighborList(cutoff=float(cutoff), full_list=True)
-    i, j, s = nl.compute(points=positions, box=box, periodic=pbc.tolist() if pbc.any() else False,
-                         quantities="ijS")
+    cell = effective_cell(atoms.cell.array, pbc)
+    if pbc.all() or not _vesin_grid_is_degenerate(
+            cell_thickness(_vesin_box(positions, cell, pbc, rc)[0]), rc):
+        parts = [_pairs_of_group(positions, cell, pbc, rc)]
+    else:  # an outlying atom: split the structure at gaps wider than the cutoff
+        parts = [(idx[gi], idx[gj], gs) for idx in _free_groups(positions, cell, pbc, rc)
+                 for gi, gj, gs in [_pairs_of_group(positions[idx], cell, pbc, rc)]]
+    i = np.concatenate([p[0] for p in parts]).astype(np.int64)
+    j = np.concatenate([p[1] for p in parts]).astype(np.int64)
+    s = np.concatenate([p[2] for p in parts]).reshape(-1, 3)
     i = np.asarray(i, dtype=np.int64)
     order = np.argsort(i, kind="stable")
     return i[order], np.asarray(j, dtype=np.int64)[order], np.asarray(s, dtype=np.int64)[order]
@@ -128,7 +240,7 @@ def build_batch(
     pos, cells, spec, sidx, nat, ci, cj, sh = [], [], [], [], [], [], [], []
     offset = 0
     for b, atoms in enumerate(structures):
-        name = names[b] if names is not None else f"structure {b}"
+        name = names[b] if names is not None else str(atoms.info.get("source", f"structure {b}"))
         n = len(atoms)
         spec.append(species_indices(atoms, elements, name))
         pos.append(np.asarray(atoms.get_positions(), dtype=np.float64))
@@ -136,7 +248,7 @@ def build_batch(
         cells.append(np.asarray(cell, dtype=np.float64))
         sidx.append(np.full(n, b, dtype=np.int64))
         nat.append(n)
-        i, j, s = neighbour_pairs(atoms, cutoff)
+        i, j, s = neighbour_pairs(atoms, cutoff, name)
         # the descriptor kernels need each centre's pairs grouped by neighbour element
         order = np.lexsort((spec[-1][j], i))
         i, j, s = i[order], j[order], s[order]

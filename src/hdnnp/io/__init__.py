@@ -2,7 +2,10 @@
 
 All readers return ASE ``Atoms`` with the reference energy (eV) and forces (eV/Å)
 attached as a ``SinglePointCalculator`` (``atoms.get_potential_energy()``,
-``atoms.get_forces()``) and a ``atoms.info["source"]`` naming file and entry.
+``atoms.get_forces()``) and a ``atoms.info["source"]`` naming file and entry.  Every
+structure read passes :func:`hdnnp.validation.check_structure` (finite, bounded positions,
+cell, energy and forces; a non-degenerate periodic cell; no duplicate atoms), so bad
+input stops at the reader with a one-line error naming file and entry.
 
 Formats (``format=None`` guesses from the path):
 
@@ -34,6 +37,7 @@ from ase import Atoms
 
 from hdnnp.errors import HdnnpError, InputFileError
 from hdnnp.io.xsf import format_xsf, parse_xsf, read_xsf, write_xsf
+from hdnnp.validation import check_structure
 
 _ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".zip")
 #: single-file compression: suffix -> (decompress, compress)
@@ -74,12 +78,19 @@ def guess_format(path: str | Path) -> str:
     return "ase"
 
 
+def _text(data: bytes, source: str) -> str:
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        raise InputFileError(source, "not a text file") from None
+
+
 def _iter_archive(path: Path) -> Iterator[Atoms]:
     if path.name.lower().endswith(".zip"):
         with zipfile.ZipFile(path) as zf:
             names = sorted(n for n in zf.namelist() if n.lower().endswith(".xsf"))
             for n in names:
-                yield parse_xsf(zf.read(n).decode(), f"{path}:{n}")
+                yield parse_xsf(_text(zf.read(n), f"{path}:{n}"), f"{path}:{n}")
         return
     try:
         tf = tarfile.open(path)
@@ -90,7 +101,7 @@ def _iter_archive(path: Path) -> Iterator[Atoms]:
             ".xsf")), key=lambda m: m.name)
         for m in members:
             fh = tf.extractfile(m)
-            yield parse_xsf(io.TextIOWrapper(fh).read(), f"{path}:{m.name}")
+            yield parse_xsf(_text(fh.read(), f"{path}:{m.name}"), f"{path}:{m.name}")
 
 
 def iter_structures(path: str | Path, format: str | None = None, **kwargs) -> Iterator[Atoms]:
@@ -121,6 +132,7 @@ def iter_structures(path: str | Path, format: str | None = None, **kwargs) -> It
                 atoms = row.toatoms()
                 atoms.info["source"] = f"{path}:id={row.id}"
                 atoms.info.update(row.key_value_pairs)
+                check_structure(atoms, atoms.info["source"])
                 yield atoms
     elif fmt in ("extxyz", "ase"):
         import ase.io
@@ -141,6 +153,7 @@ def iter_structures(path: str | Path, format: str | None = None, **kwargs) -> It
                                  f"{exc})") from None
         for k, atoms in enumerate(frames):
             atoms.info.setdefault("source", f"{path}@{k}")
+            check_structure(atoms, f"{path}, structure {k + 1}")
             yield atoms
     else:
         raise HdnnpError(f"unknown structure format {fmt!r}")

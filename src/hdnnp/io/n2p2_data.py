@@ -33,6 +33,7 @@ without forces are written with zero forces (the format requires the columns).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -44,6 +45,7 @@ from ase.data import atomic_numbers
 from hdnnp.errors import HdnnpError, InputFileError
 from hdnnp.fileio import atomic_path
 from hdnnp.units import energy_factor, length_factor
+from hdnnp.validation import MAX_COORDINATE, check_structure
 
 __all__ = ["read_input_data", "write_input_data"]
 
@@ -82,13 +84,17 @@ def _factors(length_unit, energy_unit, input_nn, data_path=None) -> tuple[float,
 
 
 def _float(text: str, path, line: int, what: str) -> float:
+    """A number of the file; NaN and inf are refused (they would train a NaN model)."""
     try:
-        return float(text)
+        x = float(text)
     except ValueError:
         try:  # Fortran-style exponent (RuNNer files): 1.0d-3
-            return float(text.replace("d", "e").replace("D", "E"))
+            x = float(text.replace("d", "e").replace("D", "E"))
         except ValueError:
             raise InputFileError(path, f"{what}: {text!r} is not a number", line) from None
+    if not math.isfinite(x):
+        raise InputFileError(path, f"{what}: {text!r} is not a finite number", line)
+    return x
 
 
 def read_input_data(path: str | Path, length_unit: str | float | None = None,
@@ -141,7 +147,7 @@ def read_input_data(path: str | Path, length_unit: str | float | None = None,
 def _structure(path, block, k, begin_line, end_line, lf, ef, fe) -> Atoms:
     comment = None
     lattice, symbols, pos, charges, extra, forces = [], [], [], [], [], []
-    energy = None
+    energy = energy_line = None
     total_charge = None
     for lineno, raw in block:
         f = raw.split()
@@ -153,6 +159,9 @@ def _structure(path, block, k, begin_line, end_line, lf, ef, fe) -> Atoms:
             if f[4] not in atomic_numbers or f[4] == "X":
                 raise InputFileError(path, f"unknown chemical element {f[4]!r}", lineno)
             vals = [_float(x, path, lineno, "atom") for x in (*f[1:4], *f[5:10])]
+            if max(abs(v) for v in vals[0:3]) * lf > MAX_COORDINATE:
+                raise InputFileError(path, "atom coordinates out of range (at most "
+                                     f"{MAX_COORDINATE:g} Å in magnitude)", lineno)
             symbols.append(f[4])
             pos.append(vals[0:3])
             charges.append(vals[3])
@@ -164,13 +173,21 @@ def _structure(path, block, k, begin_line, end_line, lf, ef, fe) -> Atoms:
             if len(lattice) == 3:
                 raise InputFileError(path, "more than three lattice lines", lineno)
             lattice.append([_float(x, path, lineno, "lattice") for x in f[1:4]])
+            if max(abs(v) for v in lattice[-1]) * lf > MAX_COORDINATE:
+                raise InputFileError(path, "lattice vector out of range (at most "
+                                     f"{MAX_COORDINATE:g} Å in magnitude)", lineno)
         elif key == "energy":
             if len(f) != 2:
                 raise InputFileError(path, "energy line needs one number", lineno)
-            energy = _float(f[1], path, lineno, "energy")
+            if energy is not None:
+                raise InputFileError(path, "a second energy line in one structure (the "
+                                     f"first is on line {energy_line})", lineno)
+            energy, energy_line = _float(f[1], path, lineno, "energy"), lineno
         elif key == "charge":
             if len(f) != 2:
                 raise InputFileError(path, "charge line needs one number", lineno)
+            if total_charge is not None:
+                raise InputFileError(path, "a second charge line in one structure", lineno)
             total_charge = _float(f[1], path, lineno, "charge")
         elif key == "comment":
             text = raw.rstrip("\r\n")
@@ -181,6 +198,9 @@ def _structure(path, block, k, begin_line, end_line, lf, ef, fe) -> Atoms:
                                  "atom, energy, charge or end)", lineno)
     if len(lattice) not in (0, 3):
         raise InputFileError(path, f"{len(lattice)} lattice lines (need 0 or 3)", end_line)
+    if not symbols:
+        raise InputFileError(path, "structure without atoms (no 'atom' line between 'begin' "
+                             f"on line {begin_line} and 'end')", end_line)
     pbc = len(lattice) == 3
     atoms = Atoms(symbols=symbols,
                   positions=np.asarray(pos, dtype=np.float64).reshape(-1, 3) * lf,
@@ -195,6 +215,9 @@ def _structure(path, block, k, begin_line, end_line, lf, ef, fe) -> Atoms:
     atoms.calc = SinglePointCalculator(
         atoms, energy=None if energy is None else energy * ef,
         forces=np.asarray(forces, dtype=np.float64).reshape(-1, 3) * fe)
+    # values finite in the file's unit can overflow in eV/Å; the whole structure (cell,
+    # duplicate atoms, labels) is checked and blamed on its 'begin' line
+    check_structure(atoms, str(path), line=begin_line)
     return atoms
 
 

@@ -24,6 +24,7 @@ raises :class:`~hdnnp.errors.InputFileError` naming the file and line.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -34,17 +35,26 @@ from ase.data import atomic_numbers, chemical_symbols
 
 from hdnnp.errors import InputFileError
 from hdnnp.fileio import atomic_write_text
+from hdnnp.validation import MAX_COORDINATE, check_structure
 
-_ENERGY = re.compile(r"total\s+energy\s*=\s*([-+0-9.eEdD]+)\s*(\S*)", re.IGNORECASE)
+_ENERGY = re.compile(r"total\s+energy\s*=\s*(\S*)\s*(\S*)", re.IGNORECASE)
 _PERIODIC = {"CRYSTAL": (True, True, True), "SLAB": (True, True, False),
              "POLYMER": (True, False, False), "MOLECULE": (False, False, False)}
 
 
-def _float(tok: str, source: str, line: int, what: str) -> float:
+def _float(tok: str, source: str, line: int, what: str, bound: float | None = None) -> float:
+    """A number of the file: finite (NaN and inf are refused, not passed on) and, given
+    ``bound``, at most that large in magnitude."""
     try:
-        return float(tok.replace("d", "e").replace("D", "E"))
+        x = float(tok.replace("d", "e").replace("D", "E"))
     except ValueError:
         raise InputFileError(source, f"cannot read {what} from {tok!r}", line) from None
+    if not math.isfinite(x):
+        raise InputFileError(source, f"{what} is {tok!r} (must be a finite number)", line)
+    if bound is not None and abs(x) > bound:
+        raise InputFileError(source, f"{what} {tok!r} is out of range (at most {bound:g} Å in "
+                             "magnitude)", line)
+    return x
 
 
 def _element(tok: str, source: str, line: int) -> str:
@@ -59,15 +69,25 @@ def _element(tok: str, source: str, line: int) -> str:
 
 
 def parse_xsf(text: str, source: str = "<xsf>") -> Atoms:
-    """Parse the text of one ænet XSF file into an ``Atoms`` with energy and forces."""
+    """Parse the text of one ænet XSF file into an ``Atoms`` with energy and forces.
+
+    Every number must be finite; coordinates and lattice vectors within ±MAX_COORDINATE
+    Å; one energy comment at most; the structure as a whole passes
+    :func:`hdnnp.validation.check_structure` (no duplicate atoms, a sane cell).
+    """
     energy = None
+    energy_line = None
     lines = []  # (line number, stripped content) without comments/blank lines
     for k, raw in enumerate(text.splitlines(), start=1):
         s = raw.strip()
         if s.startswith("#"):
             m = _ENERGY.search(s)
             if m:
+                if energy_line is not None:
+                    raise InputFileError(source, "a second total energy line (the first is on "
+                                         f"line {energy_line})", k)
                 energy = _float(m.group(1), source, k, "the total energy")
+                energy_line = k
                 unit = m.group(2).lower()
                 if unit and unit not in ("ev", "ev."):
                     raise InputFileError(source, f"energy unit {m.group(2)!r} is not eV", k)
@@ -100,11 +120,27 @@ def parse_xsf(text: str, source: str = "<xsf>") -> Atoms:
                 raise InputFileError(source, f"atom line has {len(tok)} columns but earlier "
                                      f"lines have {n_force_cols}", lineno)
             symbols.append(_element(tok[0], source, lineno))
-            positions.append([_float(t, source, lineno, "a coordinate") for t in tok[1:4]])
+            positions.append([_float(t, source, lineno, "a coordinate", MAX_COORDINATE)
+                              for t in tok[1:4]])
             if len(tok) == 7:
                 forces.append([_float(t, source, lineno, "a force") for t in tok[4:7]])
             i += 1
         return i
+
+    def count_line(at: int, key: str) -> tuple[int, int]:
+        """Line number and value of the atom count after ``key`` (a positive integer)."""
+        if at + 1 >= len(lines):
+            raise InputFileError(source, f"{key} needs an atom count line", lines[at][0])
+        ln, ct = lines[at + 1]
+        try:
+            count = int(ct[0])
+        except (ValueError, IndexError):
+            raise InputFileError(source, f"cannot read the number of atoms from "
+                                 f"{' '.join(ct)!r}", ln) from None
+        if count < 1:
+            raise InputFileError(source, f"{key} announces {count} atoms (need at least one)",
+                                 ln)
+        return ln, count
 
     while pos < len(lines):
         lineno, tok = lines[pos]
@@ -121,30 +157,33 @@ def parse_xsf(text: str, source: str = "<xsf>") -> Atoms:
                 if len(vt) != 3:
                     raise InputFileError(source, f"lattice vector line has {len(vt)} columns, "
                                          "expected 3", ln)
-                vecs.append([_float(t, source, ln, "a lattice vector component") for t in vt])
+                vecs.append([_float(t, source, ln, "a lattice vector component",
+                                    MAX_COORDINATE) for t in vt])
             if key == "PRIMVEC" or cell is None:
                 cell = np.array(vecs)
             pos += 4
         elif key == "PRIMCOORD":
-            if pos + 1 >= len(lines):
-                raise InputFileError(source, "PRIMCOORD needs an atom count line", lineno)
-            ln, ct = lines[pos + 1]
-            try:
-                count = int(ct[0])
-            except (ValueError, IndexError):
-                raise InputFileError(source, f"cannot read the number of atoms from {ct}",
-                                     ln) from None
+            if symbols:
+                raise InputFileError(source, "a second block of atoms (one structure per "
+                                     "file)", lineno)
+            ln, count = count_line(pos, key)
             end = read_atoms(pos + 2, count)
             if len(symbols) != count:
                 raise InputFileError(source, f"PRIMCOORD announces {count} atoms but "
                                      f"{len(symbols)} follow", ln)
             pos = end
         elif key == "ATOMS":
+            if symbols:
+                raise InputFileError(source, "a second block of atoms (one structure per "
+                                     "file)", lineno)
             pos = read_atoms(pos + 1, None)
         elif key in ("CONVCOORD",):
             # conventional-cell coordinates duplicate PRIMCOORD: skip them
-            ln, ct = lines[pos + 1]
-            pos += 2 + int(ct[0])
+            ln, count = count_line(pos, key)
+            if pos + 2 + count > len(lines):
+                raise InputFileError(source, f"CONVCOORD announces {count} atoms but "
+                                     f"{len(lines) - pos - 2} lines follow", ln)
+            pos += 2 + count
         elif key in ("ANIMSTEPS",):
             raise InputFileError(source, "animated (multi-frame) XSF files are not supported; "
                                  "write one structure per file", lineno)
@@ -161,6 +200,7 @@ def parse_xsf(text: str, source: str = "<xsf>") -> Atoms:
     if energy is not None or f is not None:
         atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=f)
     atoms.info["source"] = source
+    check_structure(atoms, source)
     return atoms
 
 
