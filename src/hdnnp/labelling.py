@@ -9,7 +9,18 @@ when several machines write to one store.  Work is never lost:
   and a SHA-256 of numbers, positions, cell and pbc).  A row is written in one
   database transaction, so after a crash (even SIGKILL) a structure is either fully
   recorded or absent; re-running the same command labels exactly the missing ones.
-  Only the parent process writes, so no structure is ever written twice.
+* The job key is unique *in the database*, not only in this process: a partial unique
+  index ``hdnnp_unique_job_key`` on ASE's ``text_key_values(value) WHERE key = 'key'``
+  (created by :func:`label`, same SQL on SQLite and PostgreSQL; see
+  :func:`ensure_unique_job_keys`) makes the database itself refuse a second row with
+  the same key, inside the transaction that writes the row, so the row is either
+  stored once or not at all.  Two ``hdnnp label`` processes (or machines) on one
+  database therefore *cooperate*: each skips structures already in the database
+  before it starts them, and when both finish the same structure at once the second
+  write is refused by the index and dropped (counted as "labelled by another
+  writer").  Every structure ends up exactly once.
+* Reading refuses a database that holds a job key twice (written by an older hdnnp
+  without the index, or by hand): :func:`load_labelled` names the key and its rows.
 * A structure whose SCF fails is recorded as ``status="failed"`` with its error and
   is not retried (``retry_failed=True`` retries it); the summary counts failures.
 * Labels do not depend on the order of work or the number of workers: each
@@ -48,6 +59,7 @@ from hdnnp.errors import HdnnpError, MissingDependencyError
 from hdnnp.reference import (
     ReferenceSettings,
     SCFError,
+    check_calculator_files,
     check_elements,
     isolated_atom_energies,
     program_versions,
@@ -83,15 +95,35 @@ class LabelSummary:
     ok_total: int
     failed_total: int
     wall_s: float
+    by_other_writer: int = 0
 
     def __str__(self) -> str:
+        other = (f", {self.by_other_writer} by another writer" if self.by_other_writer
+                 else "")
         return (f"{self.database}: {self.total} structures; {self.already_done} already "
-                f"present, {self.labelled} labelled now ({self.failed_now} failed); database "
-                f"holds {self.ok_total} labelled and {self.failed_total} failed; "
+                f"present, {self.labelled} labelled now ({self.failed_now} failed){other}; "
+                f"database holds {self.ok_total} labelled and {self.failed_total} failed; "
                 f"{self.wall_s:.1f} s")
 
 
 # ------------------------------------------------------------------ database access
+#: SQL of the database-level uniqueness of job keys.  ASE stores string key–value pairs
+#: in the table ``text_key_values(key TEXT, value TEXT, id INTEGER)`` on both its SQLite
+#: and its PostgreSQL backend (``ase-db-backends``); a *partial* unique index over the
+#: rows of the key ``key`` makes a second row with the same job key fail with an
+#: IntegrityError (SQLite) / UniqueViolation (PostgreSQL, an IntegrityError subclass)
+#: inside the transaction of ``db.write``, which ASE then rolls back, so neither the
+#: ``systems`` row nor any of its key-value rows is kept.  ``CREATE UNIQUE INDEX IF NOT
+#: EXISTS ... WHERE`` is valid on SQLite ≥ 3.8 and PostgreSQL ≥ 9.5, and creating it
+#: on a table that already holds duplicates fails (it is then reported, not ignored).
+UNIQUE_KEY_INDEX_SQL = ("CREATE UNIQUE INDEX IF NOT EXISTS hdnnp_unique_job_key "
+                        "ON text_key_values (value) WHERE key = 'key'")
+
+
+def _is_postgresql(database: str | Path) -> bool:
+    return str(database).startswith(("postgresql://", "postgres://"))
+
+
 def connect(database: str | Path):
     """ASE database connection: SQLite path or PostgreSQL URL."""
     from ase.db import connect as ase_connect
@@ -105,10 +137,73 @@ def connect(database: str | Path):
                                          extra="postgresql") from None
         return ase_connect(name, type="postgresql")
     path = Path(name)
+    if path.exists() and path.is_file():
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+        if head and not head.startswith(b"SQLite format 3"):
+            raise HdnnpError(f"{path}: not an SQLite database")
     if path.exists() and path.is_dir():
         raise HdnnpError(f"{path}: is a directory, expected a database file")
     path.parent.mkdir(parents=True, exist_ok=True)
     return ase_connect(str(path), type="db")
+
+
+def _is_unique_violation(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database refusing a duplicate (DB-API IntegrityError)."""
+    import sqlite3
+
+    if isinstance(exc, sqlite3.IntegrityError):
+        return True
+    try:
+        import psycopg2
+    except ImportError:
+        return False
+    return isinstance(exc, psycopg2.IntegrityError)
+
+
+def duplicate_keys(db) -> dict[str, list[int]]:
+    """Job keys stored in more than one row: key → row ids."""
+    rows: dict[str, list[int]] = {}
+    for row in db.select(columns=["id", "key_value_pairs"], include_data=False):
+        key = row.get("key")
+        if key is not None:
+            rows.setdefault(str(key), []).append(int(row.id))
+    return {k: ids for k, ids in rows.items() if len(ids) > 1}
+
+
+def _refuse_duplicates(database, db) -> None:
+    dup = duplicate_keys(db)
+    if dup:
+        key = sorted(dup)[0]
+        more = f" ({len(dup) - 1} more key(s) duplicated)" if len(dup) > 1 else ""
+        raise HdnnpError(f"{database}: structure key {key} is stored in rows "
+                         f"{', '.join(map(str, dup[key]))}; a labelling database must hold "
+                         f"each structure once{more} (delete the extra rows with "
+                         f"'ase db {database} id=ID --delete')")
+
+
+def ensure_unique_job_keys(database: str | Path, db) -> None:
+    """Create the database's unique index on job keys (:data:`UNIQUE_KEY_INDEX_SQL`).
+
+    On SQLite the database's tables are first created under an exclusive lock
+    (``BEGIN EXCLUSIVE``), so that two processes starting on a new file at the same
+    moment do not both try to create ASE's tables.  Raises :class:`HdnnpError` naming a
+    duplicated key if the database already holds one.
+    """
+    try:
+        if _is_postgresql(database):
+            with db.managed_connection() as con:
+                cur = con.cursor()
+                cur.execute(UNIQUE_KEY_INDEX_SQL)
+        else:
+            with db:  # one connection, committed on exit
+                db.connection.execute("BEGIN EXCLUSIVE")
+                db.count()  # creates ASE's tables if the file is new
+                db.connection.execute(UNIQUE_KEY_INDEX_SQL)
+    except Exception as exc:
+        if _is_unique_violation(exc):
+            _refuse_duplicates(database, db)
+        raise
 
 
 def _split_info(info: dict) -> tuple[dict, dict]:
@@ -160,7 +255,8 @@ def _worker_init() -> None:
 
 
 def _write_result(db, atoms: Atoms, result: dict, settings: ReferenceSettings,
-                  versions: dict) -> None:
+                  versions: dict) -> bool:
+    """Write one result; False if another writer has stored this structure already."""
     from ase.calculators.singlepoint import SinglePointCalculator
 
     out = atoms.copy()
@@ -177,7 +273,13 @@ def _write_result(db, atoms: Atoms, result: dict, settings: ReferenceSettings,
                                          forces=result["forces"])
     else:
         kvp["error"] = result["error"]
-    db.write(out, key_value_pairs=kvp, data=data)
+    try:
+        db.write(out, key_value_pairs=kvp, data=data)
+    except Exception as exc:
+        if _is_unique_violation(exc):
+            return False  # the unique index refused it: another process stored it first
+        raise
+    return True
 
 
 def _existing(db) -> dict[str, tuple[int, str]]:
@@ -221,9 +323,11 @@ def label(structures: Sequence[Atoms], database: str | Path,
     if workers < 1:
         raise HdnnpError("workers must be ≥ 1")
     check_elements({s for a in structures for s in a.get_chemical_symbols()}, settings)
+    check_calculator_files(settings, {s for a in structures for s in a.get_chemical_symbols()})
     keys = [job_key(i, a) for i, a in enumerate(structures)]
     versions = program_versions(settings)
     db = connect(database)
+    ensure_unique_job_keys(database, db)
     meta = db.metadata.get("hdnnp_label_job") if hasattr(db, "metadata") else None
     elements = sorted({s for a in structures for s in a.get_chemical_symbols()})
     if meta:
@@ -261,35 +365,50 @@ def label(structures: Sequence[Atoms], database: str | Path,
                    desc=f"labelling ({settings.method})")
     sdict = settings.to_dict()
     failed_now = 0
+    by_other = 0
 
     def handle(result: dict) -> None:
-        nonlocal failed_now
+        nonlocal failed_now, by_other
         i = int(result["index"])
-        _write_result(db, structures[i], result, settings, versions)
-        if result["status"] != "ok":
+        if not _write_result(db, structures[i], result, settings, versions):
+            by_other += 1
+        elif result["status"] != "ok":
             failed_now += 1
         if bar is not None:
             bar.update(1)
             bar.set_postfix(failed=failed_now)
+
+    def stored_by_other(i: int) -> bool:
+        """Whether another writer has stored structure ``i`` meanwhile (then skip it)."""
+        nonlocal by_other
+        if db.count(key=keys[i]) == 0:
+            return False
+        by_other += 1
+        if bar is not None:
+            bar.update(1)
+        return True
 
     try:
         if scheduler is not None:
             _run_dask(scheduler, todo, keys, structures, sdict, handle)
         elif in_process:
             for i in todo:
-                handle(_label_one(keys[i], i, structures[i], sdict))
+                if not stored_by_other(i):
+                    handle(_label_one(keys[i], i, structures[i], sdict))
         else:
-            _run_pool(workers, todo, keys, structures, sdict, handle)
+            _run_pool(workers, todo, keys, structures, sdict, handle, stored_by_other)
     finally:
         if bar is not None:
             bar.close()
     ok_total = db.count(status="ok")
     failed_total = db.count(status="failed")
-    return LabelSummary(str(database), len(structures), already, len(todo), failed_now,
-                        ok_total, failed_total, time.perf_counter() - t0)
+    return LabelSummary(str(database), len(structures), already, len(todo) - by_other,
+                        failed_now, ok_total, failed_total, time.perf_counter() - t0,
+                        by_other)
 
 
-def _run_pool(workers: int, todo, keys, structures, sdict, handle) -> None:
+def _run_pool(workers: int, todo, keys, structures, sdict, handle,
+              skip=lambda i: False) -> None:
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -301,6 +420,8 @@ def _run_pool(workers: int, todo, keys, structures, sdict, handle) -> None:
         def submit_next() -> bool:
             try:
                 i = next(it)
+                while skip(i):
+                    i = next(it)
             except StopIteration:
                 return False
             pending.add(pool.submit(_label_one, keys[i], i, structures[i], sdict))
@@ -357,10 +478,10 @@ def load_labelled(database: str | Path, include_failed: bool = False):
     """
     from hdnnp.data import Dataset
 
-    if not str(database).startswith(("postgresql://", "postgres://")) and \
-            not Path(database).exists():
+    if not _is_postgresql(database) and not Path(database).exists():
         raise HdnnpError(f"{database}: no such database")
     db = connect(database)
+    _refuse_duplicates(database, db)
     meta = db.metadata.get("hdnnp_label_job", {})
     rows = list(db.select() if include_failed else db.select(status="ok"))
     rows.sort(key=lambda r: int(r.get("index", r.id)))

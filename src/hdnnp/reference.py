@@ -151,6 +151,41 @@ def check_elements(symbols, settings: ReferenceSettings) -> None:
                              f"{allowed.stop - 1})")
 
 
+def check_calculator_files(settings: ReferenceSettings, symbols) -> None:
+    """Raise :class:`HdnnpError` (before any job starts) if the method's parameter files
+    are missing.
+
+    DFTB+ through ASE's ``Dftb`` calculator reads one Slater–Koster file ``A-B.skf`` for
+    every ordered pair of elements from its ``slako_dir`` (the ``slako_dir`` keyword,
+    else ``$DFTB_PREFIX``, else the current directory; ``Hamiltonian_SlaterKosterFiles_
+    Prefix`` overrides it).  Without this check the first single point fails with a raw
+    ``./C-C.skf`` error of the calculator.  Other methods need no files we can check.
+    """
+    if settings.method.lower() != "dftb":
+        return
+    import os
+
+    kwargs = settings.calculator_kwargs
+    if kwargs.get("Hamiltonian_", "DFTB") != "DFTB":
+        return  # xTB inside DFTB+ or another Hamiltonian: no Slater–Koster files
+    prefix = kwargs.get("Hamiltonian_SlaterKosterFiles_Prefix")
+    if prefix is None:
+        prefix = getattr(make_calculator(settings), "slako_dir", None)
+    if prefix is None:
+        prefix = kwargs.get("slako_dir") or os.environ.get("DFTB_PREFIX", "./")
+    prefix = str(prefix).strip('"')
+    elements = sorted(set(symbols))
+    missing = [f"{a}-{b}.skf" for a in elements for b in elements
+               if not os.path.isfile(os.path.join(prefix, f"{a}-{b}.skf"))]
+    if missing:
+        shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6
+                                          else "")
+        raise HdnnpError(f"--method dftb needs Slater-Koster files {shown} in {prefix!r}; "
+                         "download a set (e.g. mio or matsci from dftb.org) and point to it "
+                         "with the environment variable DFTB_PREFIX=DIR or --calculator-kwargs "
+                         "'{\"slako_dir\": \"DIR\"}'")
+
+
 def make_calculator(settings: ReferenceSettings | str | None = None, multiplicity: int | None
                     = None, **kwargs):
     """A fresh ASE calculator for ``settings`` (a :class:`ReferenceSettings` or a method name).

@@ -18,7 +18,11 @@ def register(sub) -> None:
                     "(even kill -9) labels only what is missing; every structure is labelled "
                     "exactly once.  Failed SCFs are recorded with their error and counted.  "
                     "Isolated-atom energies (same method and settings) are stored with the "
-                    "job as reference energies.", 88),
+                    "job as reference energies.  Several processes may label into one "
+                    "database at once: they cooperate (each skips what another has stored; "
+                    "the database refuses a structure twice).  Exit status: 0 when every "
+                    "structure is labelled, 1 when some are recorded as failed (see "
+                    "--retry-failed), 2 on an error.", 88),
         examples="  hdnnp label md.xyz -o labels.db\n"
                  "  hdnnp label md.xyz -o labels.db --workers 2\n"
                  "  hdnnp label md.xyz -o labels.db --method GFN2-xTB "
@@ -51,6 +55,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     import json
+    import sys
 
     from hdnnp.cli.cmd_data import read_inputs
     from hdnnp.errors import HdnnpError
@@ -76,6 +81,10 @@ def run(args) -> int:
         from hdnnp.cli.cmd_data import write_output
 
         ds = load_labelled(args.output)
-        write_output(args.export, ds.structures)
+        write_output(args.export, ds.structures, reference_energies=ds.reference_energies)
         print(f"wrote {len(ds)} labelled structures to {args.export}")
+    if summary.failed_total:
+        print(f"hdnnp: {summary.failed_total} structure(s) failed to label; retry them with "
+              "--retry-failed", file=sys.stderr)
+        return 1
     return 0

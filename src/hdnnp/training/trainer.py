@@ -19,7 +19,18 @@ A run directory holds ``config.json``, ``log.jsonl`` (one line per epoch),
 ``weights_only=True``), ``model.json`` (the best potential so far, by test loss),
 ``split.json``, ``test.extxyz``, and at the end ``predictions.npz``, ``metrics.json``
 and the report figures.  ``Ctrl-C`` stops after the current step, keeping the best
-model; ``resume=True`` continues from the checkpoint.
+model; ``resume=True`` continues from the checkpoint.  An interrupted run returns metrics
+with ``stop_reason="interrupted"`` and ``model`` (the best model's path, None if no
+epoch finished); :func:`raise_if_interrupted` turns that into
+:class:`TrainingInterrupted`, which the command line reports in one line with exit
+status 130.
+
+Guards against a run that only looks successful: the labels (energies, forces,
+reference energies) must be finite before any descriptor is computed (one line naming
+the structure's ``info["source"]``); a run needs at least one epoch; and a loss that
+becomes non-finite before any epoch improved the model is an error (no untrained model
+is written, the exit status is not 0).  Since the labels are known to be finite, a
+non-finite loss means the optimisation diverged, and the message says so.
 """
 
 from __future__ import annotations
@@ -43,6 +54,56 @@ from hdnnp.model import NeuralNetworkPotential
 from hdnnp.potential import save_potential
 from hdnnp.training.config import TrainConfig
 from hdnnp.training.featureset import FeatureSet, TrainingBatch
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped by Ctrl-C; the message says where the best model so far is."""
+
+    def __init__(self, message: str, model: str | None = None):
+        super().__init__(message)
+        self.model = model
+
+    def __reduce__(self):  # crosses process boundaries (committee workers)
+        return (self.__class__, (str(self), self.model))
+
+
+def raise_if_interrupted(metrics: dict, run_dir: str | Path | None = None) -> None:
+    """Raise :class:`TrainingInterrupted` if ``metrics`` are those of an interrupted run."""
+    if metrics.get("stop_reason") != "interrupted":
+        return
+    model = metrics.get("model")
+    where = f" {run_dir}" if run_dir is not None else ""
+    if model:
+        msg = (f"best model so far (epoch {metrics.get('best_epoch')}): {model}; continue "
+               f"with 'hdnnp train --resume{where}'")
+    else:
+        msg = f"no epoch finished, no model written; continue with 'hdnnp train --resume{where}'"
+    raise TrainingInterrupted(msg, model)
+
+
+def check_finite_labels(ds: Dataset, what: str = "training") -> None:
+    """Raise :class:`HdnnpError` naming the first structure with a non-finite label.
+
+    Checked before any descriptor is computed: a NaN or inf energy, force or reference
+    energy would otherwise surface epochs later as a non-finite loss (and look like a
+    learning-rate problem).  Structures are named by ``info["source"]``.
+    """
+    for el, value in ds.reference_energies.items():
+        if not math.isfinite(float(value)):
+            raise HdnnpError(f"the reference energy of {el} is {value}; reference energies "
+                             "must be finite numbers (eV)")
+    energies = ds.energies
+    bad = np.flatnonzero(~np.isfinite(energies))
+    if bad.size:
+        raise HdnnpError(f"{ds.names[bad[0]]}: reference energy is {energies[bad[0]]} "
+                         f"({bad.size} {what} structure(s) with a non-finite energy)")
+    for k in range(len(ds)):
+        forces = ds.forces(k)
+        if forces is not None and not np.isfinite(forces).all():
+            atom = int(np.flatnonzero(~np.isfinite(forces).all(axis=1))[0])
+            raise HdnnpError(f"{ds.names[k]}: reference force on atom {atom + 1} is "
+                             f"{forces[atom].tolist()} (non-finite; {what} set)")
+
 
 ENERGY_KEYS = ("energy_mae_meV_per_atom", "energy_rmse_meV_per_atom")
 FORCE_KEYS = ("force_mae_meV_per_A", "force_rmse_meV_per_A")
@@ -242,6 +303,10 @@ class Trainer:
             raise HdnnpError("force_fraction must be within [0, 1]")
         if oc.committee < 1 or oc.jobs < 1:
             raise HdnnpError("committee and jobs must be at least 1")
+        if oc.epochs < 0 or oc.refine_epochs < 0 or oc.epochs + oc.refine_epochs < 1:
+            raise HdnnpError(f"training.epochs = {oc.epochs} and training.refine_epochs = "
+                             f"{oc.refine_epochs}: a run needs at least one epoch (and "
+                             "neither may be negative)")
         self.device = resolve_device(oc.device)
         self.dtype = getattr(torch, oc.dtype)
         self.jacobian_dtype = getattr(torch, oc.jacobian_dtype)
@@ -255,6 +320,8 @@ class Trainer:
         self.train_ds, self.test_ds, self.data_info = prepare_data(cfg)
         if len(self.train_ds) == 0:
             raise HdnnpError("the training set is empty")
+        check_finite_labels(self.train_ds, "training")
+        check_finite_labels(self.test_ds, "test")
         elements = self.train_ds.elements
         if len(self.test_ds):
             extra = set(self.test_ds.elements) - set(elements)
@@ -533,8 +600,16 @@ class Trainer:
                 loss, train_running = self._epoch(opt, epoch)
                 if not math.isfinite(loss):
                     stop_reason = "non-finite loss"
-                    self.log(f"epoch {epoch}: loss is {loss}; stopping (try a smaller "
-                             "learning rate)")
+                    # the labels were checked finite in _setup: this is divergence
+                    hint = (f"the optimisation diverged (labels are finite); try a smaller "
+                            f"learning rate than {oc.learning_rate}" if self._kind(epoch) !=
+                            "lbfgs" else "the L-BFGS step diverged (labels are finite)")
+                    if best["epoch"] == 0:
+                        raise HdnnpError(f"epoch {epoch}: the training loss is {loss} before "
+                                         f"any epoch improved the model: {hint}; no model "
+                                         "written")
+                    self.log(f"epoch {epoch}: loss is {loss}; stopping: {hint}; keeping the "
+                             f"best model (epoch {best['epoch']})")
                     break
                 train_m = (self._evaluate(self.train_fs)
                            if oc.eval_train_every and epoch % oc.eval_train_every == 0
@@ -583,8 +658,15 @@ class Trainer:
             if bar is not None:
                 bar.close()
         elapsed = time.perf_counter() - t_start
+        if best["epoch"] == 0:
+            if stop_reason == "interrupted":  # nothing trained: write no model
+                return {"stop_reason": stop_reason, "epochs_run": last_epoch,
+                        "best_epoch": 0, "model": None}
+            raise HdnnpError(f"{run_dir}: no epoch improved the initial model "
+                             f"({stop_reason}); no model written")
         self.model.load_state_dict(best["state"])
         metrics = self._finish(best, last_epoch, elapsed, stop_reason)
+        metrics["model"] = str(run_dir / "model.json")
         return metrics
 
     def _write_model(self, state, provenance):
