@@ -228,6 +228,8 @@ def test_export_and_select_keep_reference_energies(labelled_db, tmp_path, suffix
     for path in (out, sel):
         ds = read_inputs([str(path)])
         assert ds.reference_energies == ref
+        # the data layer reads them, so ``hdnnp train exported.extxyz`` gets them too
+        assert load_dataset(str(path)).reference_energies == ref
         assert not any(k.startswith("reference_energy_") for a in ds for k in a.info)
     # cohesive energies are those of the labelling database
     full = load_labelled(labelled_db)
@@ -236,7 +238,7 @@ def test_export_and_select_keep_reference_energies(labelled_db, tmp_path, suffix
 
 
 def test_conflicting_reference_energies_in_one_file_are_refused(tmp_path):
-    from hdnnp.cli.cmd_data import reference_energies_from_info
+    from hdnnp.data import reference_energies_from_info
 
     a, b = _copper(2)
     for atoms, e in ((a, -1.0), (b, -2.0)):

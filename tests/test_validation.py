@@ -88,8 +88,8 @@ def test_bad_cells_and_far_atoms_give_errors_not_sigfpe():
             except HdnnpError as exc:
                 print("refused:", exc)
         # shapes vesin's grid cannot subdivide, within the coordinate limit: still pairs
-        for d, rc in ((1e5, 0.1), (9e4, 0.5)):
-            i, j, s = neighbour_pairs(Atoms("H3", positions=[[0, 0, 0], [0.5 * rc, 0, 0],
+        for d, rc in ((1e5, 0.2), (9e4, 0.5)):
+            i, j, s = neighbour_pairs(Atoms("H3", positions=[[0, 0, 0], [0.75 * rc, 0, 0],
                                                              [d, 0, 0]]), rc)
             print("pairs", len(i))
     """)
@@ -179,6 +179,34 @@ def test_calculator_refuses_a_non_finite_energy(model):
     atoms.calc = hdnnp.Calculator(broken, extrapolation="ignore")
     with pytest.raises(HdnnpError, match="non-finite"):
         atoms.get_potential_energy()
+
+
+def test_predict_agrees_with_the_calculator_on_structures_without_pairs(model):
+    """predict_structures gave reference + network(0) for isolated atoms, the calculator
+    the reference energy: the two paths of one potential disagreed by ≈ 1 eV/atom."""
+    from hdnnp.predict import predict_structures
+
+    structs = [rutile(), Atoms("O", cell=[20] * 3), Atoms(),
+               Atoms("TiO2", positions=[[0, 0, 0], [30, 0, 0], [0, 30, 0]])]
+    pred = predict_structures(model, structs)
+    for k, atoms in enumerate(structs):
+        atoms = atoms.copy()
+        atoms.calc = hdnnp.Calculator(model, extrapolation="ignore")
+        assert pred["energy"][k] == pytest.approx(atoms.get_potential_energy(), abs=1e-9)
+    np.testing.assert_array_equal(pred["forces"][len(structs[0]):], 0.0)
+    assert pred["energy"][3] == pytest.approx(REFERENCE["Ti"] + 2 * REFERENCE["O"], abs=1e-12)
+
+
+def test_predict_refuses_duplicate_atoms_and_non_finite_output(model):
+    from hdnnp.predict import predict_structures
+
+    with pytest.raises(HdnnpError, match=r"atoms 1 and 2 are 0 Å apart"):
+        predict_structures(model, [Atoms("TiO", positions=[[0, 0, 0], [0, 0, 0]])])
+    broken = make_model(DESCRIPTORS["chebyshev"]())
+    with torch.no_grad():
+        broken.networks["O"].output_scale.fill_(float("nan"))
+    with pytest.raises(HdnnpError, match="non-finite"):
+        predict_structures(broken, [rutile()])
 
 
 # ------------------------------------------------------------------ hdnnp predict

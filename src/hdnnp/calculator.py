@@ -38,22 +38,6 @@ from hdnnp.model import NeuralNetworkPotential
 from hdnnp.neighbours import build_batch
 
 
-def _check_distances(batch, source: str) -> None:
-    """Refuse two atoms (or an atom and an image) closer than ``MIN_DISTANCE``: their
-    descriptors are singular and the energy a silent NaN.  O(pairs), from the pair list
-    the model needs anyway."""
-    from hdnnp.validation import MIN_DISTANCE
-
-    d2 = (batch.pair_vectors().detach() ** 2).sum(-1)
-    k = int(torch.argmin(d2))
-    if float(d2[k]) < MIN_DISTANCE**2:
-        i, j = int(batch.centers[k]), int(batch.neighbours[k])
-        what = (f"atom {i + 1} is {float(d2[k]) ** 0.5:.3g} Å from its own periodic image"
-                if i == j else f"atoms {i + 1} and {j + 1} are {float(d2[k]) ** 0.5:.3g} Å apart")
-        raise HdnnpError(f"{source}: {what} (closer than {MIN_DISTANCE:g} Å: a duplicated atom "
-                         "or a wrong cell?)")
-
-
 class ExtrapolationWarning(UserWarning):
     """A structure has descriptor values outside the range seen in training."""
 
@@ -120,7 +104,6 @@ class Calculator(_AseCalculator):
         if batch.centers.numel() == 0:
             self._isolated_atoms(batch, want_stress)
             return
-        _check_distances(batch, source)
         out = self.model(batch, forces=True, stress=want_stress,
                          member_forces=self.committee_forces)
         self.calls += 1

@@ -234,5 +234,97 @@ def load_dataset(spec: str | Path, format: str | None = None, **read_options) ->
             return load_labelled(text)
     from hdnnp.io import read_structures
 
-    return Dataset(read_structures(path, format, **read_options), require_energy=False,
-                   validate=False)
+    ds = Dataset(read_structures(path, format, **read_options), require_energy=False,
+                 validate=False)
+    ds.reference_energies.update(reference_energies_from_info(ds.structures)
+                                 or _db_reference_energies(text))
+    for atoms in ds.structures:  # now held by the data set
+        for key in [k for k in atoms.info if isinstance(k, str)
+                    and k.startswith(REFERENCE_INFO_PREFIX)]:
+            del atoms.info[key]
+    return ds
+
+
+# ------------------------------------------------------------------ reference energies in files
+#: ``info`` key prefix under which written structures carry the isolated-atom reference
+#: energies (eV) of their data set: ``reference_energy_Ti=-1604.6`` in an extxyz comment
+#: line.  XSF and n2p2 ``input.data`` have no place for them; ``.db`` files keep them in
+#: the database's metadata under :data:`DB_METADATA_KEY`.
+REFERENCE_INFO_PREFIX = "reference_energy_"
+DB_METADATA_KEY = "hdnnp_reference_energies"
+
+
+def reference_energies_from_info(structures) -> dict[str, float]:
+    """Reference energies carried in ``info`` (:data:`REFERENCE_INFO_PREFIX`) by structures.
+
+    Raises :class:`HdnnpError` if two structures disagree (mixed data sets).
+    """
+    import math
+
+    out: dict[str, float] = {}
+    for k, atoms in enumerate(structures):
+        for key, value in atoms.info.items():
+            if not (isinstance(key, str) and key.startswith(REFERENCE_INFO_PREFIX)):
+                continue
+            el = key[len(REFERENCE_INFO_PREFIX):]
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                value = math.nan
+            name = atoms.info.get("source", f"structure {k}")
+            if not math.isfinite(value):
+                raise HdnnpError(f"{name}: {key} is not a finite energy")
+            if el in out and out[el] != value:
+                raise HdnnpError(f"{name}: {key} = {value} differs from {out[el]} of an "
+                                 "earlier structure; give --reference-energies explicitly")
+            out[el] = value
+    return out
+
+
+def _db_reference_energies(name: str) -> dict[str, float]:
+    if not name.endswith(".db") or not Path(name).is_file():
+        return {}
+    try:
+        from ase.db import connect
+
+        meta = connect(name).metadata or {}
+    except Exception:  # not an ASE database: its reader reports that
+        return {}
+    from hdnnp.validation import check_reference_energies
+
+    ref = meta.get(DB_METADATA_KEY) or {}
+    if not isinstance(ref, dict):
+        raise HdnnpError(f"{name}: metadata {DB_METADATA_KEY} is not a mapping of elements "
+                         "to energies")
+    return check_reference_energies(ref, f"{name}: metadata {DB_METADATA_KEY}")
+
+
+def save_dataset(path: str | Path, structures: Sequence[Atoms], format: str | None = None,
+                 reference_energies: Mapping[str, float] | None = None) -> None:
+    """Write structures atomically (see :func:`hdnnp.io.write_structures`), keeping the
+    isolated-atom ``reference_energies`` (eV) where the format can hold them: as
+    ``reference_energy_<El>`` in every structure's extxyz info, in a ``.db`` file's
+    metadata.  XSF and n2p2 files cannot hold them (give them back with
+    ``--reference-energies`` / the training config's ``data.reference_energies``).
+    :func:`load_dataset` reads them back.
+    """
+    from hdnnp.io import guess_format, write_structures
+
+    structures = list(structures)
+    path = Path(path)
+    fmt = format or ("xsf-dir" if path.suffix == "" else guess_format(path))
+    ref = {str(k): float(v) for k, v in (reference_energies or {}).items()}
+    if ref and fmt == "extxyz":
+        copies = []
+        for atoms in structures:
+            a = atoms.copy()
+            a.calc = atoms.calc
+            a.info.update({f"{REFERENCE_INFO_PREFIX}{el}": e for el, e in ref.items()})
+            copies.append(a)
+        structures = copies
+    write_structures(path, structures, format=format)
+    if ref and fmt == "db":
+        from ase.db import connect
+
+        db = connect(str(path))
+        db.metadata = {**(db.metadata or {}), DB_METADATA_KEY: ref}

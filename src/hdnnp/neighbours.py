@@ -198,11 +198,20 @@ def neighbour_pairs(atoms: Atoms, cutoff: float, source: str | None = None
     (:func:`hdnnp.validation.check_cutoff`) and the geometry
     (:func:`hdnnp.validation.check_geometry`: finite, bounded positions and cell, a
     non-degenerate periodic cell) are checked first, O(N) NumPy work, and refused with an
-    :class:`~hdnnp.errors.HdnnpError` naming ``source`` (default ``atoms.info["source"]``).
+    :class:`~hdnnp.errors.HdnnpError` naming ``source`` (default ``atoms.info["source"]``);
+    so is a pair closer than :data:`hdnnp.validation.MIN_DISTANCE` (O(pairs), found in the
+    list itself), whose descriptors would be NaN.
     vesin kills the process with SIGFPE on a NaN, inf or 1e300 cell and on grids it cannot
     subdivide; structures of such a shape use ASE's neighbour list instead.
     """
-    from hdnnp.validation import cell_thickness, check_cutoff, check_geometry, effective_cell
+    from hdnnp.validation import (
+        MIN_DISTANCE,
+        cell_thickness,
+        check_cutoff,
+        check_geometry,
+        effective_cell,
+        too_close_error,
+    )
 
     if source is None:
         source = str(atoms.info.get("source", "structure"))
@@ -223,9 +232,15 @@ def neighbour_pairs(atoms: Atoms, cutoff: float, source: str | None = None
     i = np.concatenate([p[0] for p in parts]).astype(np.int64)
     j = np.concatenate([p[1] for p in parts]).astype(np.int64)
     s = np.concatenate([p[2] for p in parts]).reshape(-1, 3)
-    i = np.asarray(i, dtype=np.int64)
     order = np.argsort(i, kind="stable")
-    return i[order], np.asarray(j, dtype=np.int64)[order], np.asarray(s, dtype=np.int64)[order]
+    i, j, s = i[order], j[order], np.asarray(s, dtype=np.int64)[order]
+    if len(i):  # two atoms (or an atom and its image) on top of each other: NaN descriptors
+        d2 = ((positions[j] + s @ cell - positions[i]) ** 2).sum(1)
+        k = int(np.argmin(d2))
+        if d2[k] < MIN_DISTANCE**2:
+            a, b = sorted((int(i[k]), int(j[k])))
+            raise too_close_error(source, a, b, float(np.sqrt(d2[k])))
+    return i, j, s
 
 
 def build_batch(

@@ -13,6 +13,7 @@ import torch
 from ase import Atoms
 
 from hdnnp.data import structure_energy, structure_forces
+from hdnnp.errors import HdnnpError
 from hdnnp.model import NeuralNetworkPotential
 from hdnnp.neighbours import build_batch
 
@@ -37,7 +38,10 @@ def predict_structures(model: NeuralNetworkPotential, structures: Sequence[Atoms
     for a committee potential also ``energy_std`` (eV, the members' spread).
 
     Reference energies/forces attached to the structures are returned as
-    ``energy_ref``/``forces_ref`` (NaN where missing).
+    ``energy_ref``/``forces_ref`` (NaN where missing).  A structure without neighbour
+    pairs gets the sum of its isolated-atom reference energies and zero forces (as
+    :class:`hdnnp.Calculator`); a non-finite prediction raises :class:`HdnnpError`
+    naming the structure.
     """
     param = next(model.parameters())
     dtype, device = param.dtype, param.device
@@ -57,14 +61,39 @@ def predict_structures(model: NeuralNetworkPotential, structures: Sequence[Atoms
                             dtype=dtype, device=device,
                             names=[str(structures[k].info.get("source", k)) for k in chunk])
         out = model(batch, forces=forces, stress=stress)
-        energy[chunk] = out["energy"].detach().cpu().numpy()
+        e = out["energy"].detach().cpu().double().numpy()
+        ea = out["energies"].detach().cpu().double().numpy()
+        f = out["forces"].detach().cpu().double().numpy() if forces else None
+        atom_struct = batch.structure_index.cpu().numpy()
+        bad = ~np.isfinite(e)
+        if f is not None:
+            bad |= np.bincount(atom_struct, ~np.isfinite(f).all(1), len(chunk)) > 0
+        if bad.any():
+            k = chunk[int(np.flatnonzero(bad)[0])]
+            raise HdnnpError(f"{structures[k].info.get('source', f'structure {k}')}: the "
+                             "potential gives a non-finite energy or forces; is the potential "
+                             "file damaged?")
+        # a structure without neighbour pairs is a set of isolated atoms: the sum of their
+        # reference energies, no forces (as hdnnp.Calculator gives it)
+        no_pairs = np.bincount(atom_struct[batch.centers.cpu().numpy()],
+                               minlength=len(chunk)) == 0
+        if no_pairs.any():
+            lonely = no_pairs[atom_struct]
+            ea[lonely] = model.reference_energies.detach().cpu().double().numpy()[
+                batch.species.cpu().numpy()[lonely]]
+            e[no_pairs] = np.bincount(atom_struct[lonely], ea[lonely], len(chunk))[no_pairs]
+            if f is not None:
+                f[lonely] = 0.0
+        energy[chunk] = e
         if energy_std is not None:
-            energy_std[chunk] = out["energy_std"].cpu().numpy()
-        ea_out.append(out["energies"].detach().cpu().double().numpy())
-        if forces:
-            f_out.append(out["forces"].detach().cpu().double().numpy())
+            energy_std[chunk] = np.where(no_pairs, 0.0, out["energy_std"].cpu().numpy())
+        ea_out.append(ea)
+        if f is not None:
+            f_out.append(f)
         if stress:
-            s_out.append(out["stress"].detach().cpu().double().numpy())
+            st = out["stress"].detach().cpu().double().numpy()
+            st[no_pairs] = 0.0
+            s_out.append(st)
         mask = model.extrapolation_mask(out["features"].detach(), batch.species)
         per_struct = torch.zeros(len(chunk), dtype=torch.long, device=mask.device).index_add(
             0, batch.structure_index, mask.sum(1))

@@ -302,11 +302,17 @@ def check_structure(atoms, source: str | None = None, line: int | None = None,
     if duplicates:
         close = closest_pair(positions, cell, atoms.pbc)
         if close is not None:
-            i, j, d = close
-            what = (f"atom {i + 1} is {d:.3g} Å from its own periodic image" if i == j else
-                    f"atoms {i + 1} and {j + 1} are {d:.3g} Å apart")
-            raise _fail(source, f"{what} (closer than {MIN_DISTANCE:g} Å: a duplicated atom or "
-                        "a wrong cell?)", line)
+            raise too_close_error(source, *close, line=line)
+
+
+def too_close_error(source: str, i: int, j: int, distance: float,
+                    line: int | None = None) -> HdnnpError:
+    """The error for atoms ``i`` and ``j`` (0-based; equal: an atom and its own image)
+    closer than ``MIN_DISTANCE``."""
+    what = (f"atom {i + 1} is {distance:.3g} Å from its own periodic image" if i == j else
+            f"atoms {i + 1} and {j + 1} are {distance:.3g} Å apart")
+    return _fail(source, f"{what} (closer than {MIN_DISTANCE:g} Å: a duplicated atom or "
+                 "a wrong cell?)", line)
 
 
 def check_reference_energies(reference_energies: Mapping[str, float] | None,

@@ -55,7 +55,8 @@ def run(args) -> int:
     import numpy as np
 
     from hdnnp import augment as aug
-    from hdnnp.cli.cmd_data import read_inputs, write_output
+    from hdnnp.cli.cmd_data import read_inputs
+    from hdnnp.data import save_dataset
     from hdnnp.errors import HdnnpError
 
     structs = [a.copy() for a in read_inputs(args.inputs).structures]
@@ -88,6 +89,6 @@ def run(args) -> int:
             out += aug.rattles(structs, args.copies, args.rattle, seed=rng)
         if len(out) == (len(structs) if args.keep_original else 0):
             raise HdnnpError("no augmentation chosen (see hdnnp augment --help)")
-    write_output(args.output, out)
+    save_dataset(args.output, out)
     print(f"wrote {len(out)} structures (from {len(structs)}) to {args.output}")
     return 0

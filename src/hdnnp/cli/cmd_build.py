@@ -72,8 +72,8 @@ def run(args) -> int:
             f"{a}–{b} {d:.4f} Å" for (a, b), d in sorted(nn.items()))
     print(summary)
     if args.output:
-        from hdnnp.cli.cmd_data import write_output
+        from hdnnp.data import save_dataset
 
-        write_output(args.output, [atoms])
+        save_dataset(args.output, [atoms])
         print(f"wrote {args.output}")
     return 0

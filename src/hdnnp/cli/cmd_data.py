@@ -2,8 +2,8 @@
 
 Inputs everywhere may be structure files (extxyz, XSF, archives, n2p2 ``input.data``),
 labelling databases (``.db``: labelled rows with the job's reference energies) or the
-name of a bundled data set (``hdnnp data list``).  The helpers :func:`read_inputs` and
-:func:`write_output` are shared by the other data-pipeline commands.
+name of a bundled data set (``hdnnp data list``).  :func:`read_inputs` is shared by the
+other data-pipeline commands; they write with :func:`hdnnp.data.save_dataset`.
 """
 
 from __future__ import annotations
@@ -16,112 +16,26 @@ from pathlib import Path
 from hdnnp.cli import command_parser
 from hdnnp.errors import HdnnpError
 
+
 # ------------------------------------------------------------------ shared helpers
-#: ``info`` key prefix under which written structures carry the isolated-atom reference
-#: energies (eV) of their data set: ``reference_energy_Ti=-1604.6`` in an extxyz comment
-#: line.  XSF and n2p2 ``input.data`` have no place for them; ``.db`` files keep them in
-#: the database's metadata under :data:`DB_METADATA_KEY`.
-REFERENCE_INFO_PREFIX = "reference_energy_"
-DB_METADATA_KEY = "hdnnp_reference_energies"
-
-
-def reference_energies_from_info(structures) -> dict[str, float]:
-    """Reference energies carried in ``info`` (:data:`REFERENCE_INFO_PREFIX`) by structures.
-
-    Raises :class:`HdnnpError` if two structures disagree (mixed data sets).
-    """
-    import math
-
-    out: dict[str, float] = {}
-    for k, atoms in enumerate(structures):
-        for key, value in atoms.info.items():
-            if not (isinstance(key, str) and key.startswith(REFERENCE_INFO_PREFIX)):
-                continue
-            el = key[len(REFERENCE_INFO_PREFIX):]
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                value = math.nan
-            name = atoms.info.get("source", f"structure {k}")
-            if not math.isfinite(value):
-                raise HdnnpError(f"{name}: {key} is not a finite energy")
-            if el in out and out[el] != value:
-                raise HdnnpError(f"{name}: {key} = {value} differs from {out[el]} of an "
-                                 "earlier structure; give --reference-energies explicitly")
-            out[el] = value
-    return out
-
-
-def _db_reference_energies(name: str) -> dict[str, float]:
-    if not name.endswith(".db") or not Path(name).is_file():
-        return {}
-    try:
-        from ase.db import connect
-
-        meta = connect(name).metadata or {}
-    except Exception:  # not an ASE database: its reader reports that
-        return {}
-    ref = meta.get(DB_METADATA_KEY) or {}
-    return {str(k): float(v) for k, v in ref.items()} if isinstance(ref, dict) else {}
-
-
 def read_inputs(inputs: Sequence[str], reference_energies: dict | None = None):
     """Read files, labelling databases or bundled names into one ``Dataset``.
 
     Reference energies come from the input (a labelling database's job, a bundled set,
-    the ``reference_energy_<El>`` entries that :func:`write_output` writes into extxyz
-    files, a ``.db`` file's metadata); ``reference_energies`` overrides them.
+    the ``reference_energy_<El>`` entries that :func:`hdnnp.data.save_dataset` writes
+    into extxyz files, a ``.db`` file's metadata); ``reference_energies`` overrides them.
     """
     from hdnnp.data import load_dataset
 
     total = None
     for name in inputs:
         ds = load_dataset(name)
-        if not ds.reference_energies:
-            found = reference_energies_from_info(ds.structures) or _db_reference_energies(
-                str(name))
-            ds.reference_energies.update(found)
-        for atoms in ds.structures:
-            for key in [k for k in atoms.info if isinstance(k, str)
-                        and k.startswith(REFERENCE_INFO_PREFIX)]:
-                del atoms.info[key]
         total = ds if total is None else total + ds
     if total is None:
         raise HdnnpError("no input given")
     if reference_energies:
         total.reference_energies.update(reference_energies)
     return total
-
-
-def write_output(path: str | Path, structures, format: str | None = None,
-                 reference_energies: dict | None = None) -> None:
-    """Write structures atomically (see :func:`hdnnp.io.write_structures`).
-
-    ``reference_energies`` (eV per isolated atom) are kept where the format can hold
-    them: as ``reference_energy_<El>`` in every structure's extxyz info, in a ``.db``
-    file's metadata; XSF and n2p2 files cannot hold them (read them back with
-    ``--reference-energies`` / the training config's ``data.reference_energies``).
-    """
-    from hdnnp.io import guess_format, write_structures
-
-    structures = list(structures)
-    path = Path(path)
-    fmt = format or ("xsf-dir" if path.suffix == "" else guess_format(path))
-    ref = {str(k): float(v) for k, v in (reference_energies or {}).items()}
-    if ref and fmt == "extxyz":
-        copies = []
-        for atoms in structures:
-            a = atoms.copy()
-            a.calc = atoms.calc
-            a.info.update({f"{REFERENCE_INFO_PREFIX}{el}": e for el, e in ref.items()})
-            copies.append(a)
-        structures = copies
-    write_structures(path, structures, format=format)
-    if ref and fmt == "db":
-        from ase.db import connect
-
-        db = connect(str(path))
-        db.metadata = {**(db.metadata or {}), DB_METADATA_KEY: ref}
 
 
 def dataset_summary(ds) -> dict:
@@ -279,8 +193,10 @@ def run_summary(args) -> int:
 
 
 def run_export(args) -> int:
+    from hdnnp.data import save_dataset
+
     ds = read_inputs(args.inputs)
-    write_output(args.output, ds.structures, args.format, ds.reference_energies)
+    save_dataset(args.output, ds.structures, args.format, ds.reference_energies)
     print(f"wrote {len(ds)} structures to {args.output}")
     return 0
 
@@ -299,6 +215,8 @@ def _match(value, wanted: str) -> bool:
 def run_select(args) -> int:
     import numpy as np
 
+    from hdnnp.data import save_dataset
+
     ds = read_inputs(args.inputs)
     keep = np.ones(len(ds), dtype=bool)
     if args.max_energy is not None:
@@ -313,15 +231,17 @@ def run_select(args) -> int:
     sel = ds.subset(np.flatnonzero(keep))
     if args.n is not None:
         sel = sel.sample(args.n, seed=args.seed)
-    write_output(args.output, sel.structures, args.format, ds.reference_energies)
+    save_dataset(args.output, sel.structures, args.format, ds.reference_energies)
     print(f"selected {len(sel)} of {len(ds)} structures -> {args.output}")
     return 0
 
 
 def run_split(args) -> int:
+    from hdnnp.data import save_dataset
+
     ds = read_inputs(args.inputs)
     train, test = ds.split(args.test_fraction, seed=args.seed)
-    write_output(args.output[0], train.structures, args.format, ds.reference_energies)
-    write_output(args.output[1], test.structures, args.format, ds.reference_energies)
+    save_dataset(args.output[0], train.structures, args.format, ds.reference_energies)
+    save_dataset(args.output[1], test.structures, args.format, ds.reference_energies)
     print(f"train: {len(train)} -> {args.output[0]}; test: {len(test)} -> {args.output[1]}")
     return 0

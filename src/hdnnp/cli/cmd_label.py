@@ -78,10 +78,10 @@ def run(args) -> int:
                     progress=not args.quiet, source=" ".join(args.inputs))
     print(summary)
     if args.export:
-        from hdnnp.cli.cmd_data import write_output
+        from hdnnp.data import save_dataset
 
         ds = load_labelled(args.output)
-        write_output(args.export, ds.structures, reference_energies=ds.reference_energies)
+        save_dataset(args.export, ds.structures, reference_energies=ds.reference_energies)
         print(f"wrote {len(ds)} labelled structures to {args.export}")
     if summary.failed_total:
         print(f"hdnnp: {summary.failed_total} structure(s) failed to label; retry them with "

@@ -87,9 +87,9 @@ def run(args) -> int:
                                 thermostat=args.thermostat, damping_fs=args.damping,
                                 compress=args.compress, seed=args.seed)
     snaps = sample_nvt(atoms, args.sampler, settings, progress=not args.quiet)
-    from hdnnp.cli.cmd_data import write_output
+    from hdnnp.data import save_dataset
 
-    write_output(args.output, snaps)
+    save_dataset(args.output, snaps)
     print(f"wrote {len(snaps)} snapshots ({len(settings.temperatures)} temperatures × "
           f"{settings.n_snapshots}, every {settings.interval_steps} steps of "
           f"{settings.timestep_fs} fs, sampler {snaps[0].info['sampler']}) to {args.output}")
