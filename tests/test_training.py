@@ -202,7 +202,8 @@ def test_cli_train_flags_and_config_errors(emt_file, tmp_path, capsys):
     bad.write_text("data:\n  train: [x]\ntraining:\n  epoch: 3\n")
     rc = main(["train", "--config", str(bad)])
     err = capsys.readouterr().err
-    assert rc == 2 and "unknown key(s) epoch" in err and err.count("\n") == 1
+    assert rc == 2 and "training.epoch: unknown key (did you mean 'epochs'?)" in err \
+        and err.count("\n") == 1
     bad.write_text("data: [\n")
     rc = main(["train", "--config", str(bad)])
     assert rc == 2 and "bad.yaml" in capsys.readouterr().err

@@ -8,8 +8,10 @@ from hdnnp.cli import command_parser
 from hdnnp.errors import HdnnpError
 
 EXAMPLES = """\
-  # everything from a YAML/TOML file (see hdnnp.training.config for all keys)
+  # everything from a YAML/TOML/JSON file
   hdnnp train --config train.yaml
+  # every configuration key with its type, range, default and meaning
+  hdnnp train --help-config
   # flags only: ænet's TiO2 setup, energies and forces, 90/10 split
   hdnnp train TiO2-xsf.tar.gz --reference-energies O=-432.503149303,Ti=-1604.604515075 \\
       --max-energy-above-min 1.0 --n-structures 1000 --descriptor chebyshev \\
@@ -27,12 +29,15 @@ EXAMPLES = """\
 def register(sub) -> None:
     p = command_parser(sub, "train", help="train a potential",
                        description="Train a high-dimensional neural network potential on "
-                       "energies and forces. Flags override values from --config.",
+                       "energies and forces. Flags override values from --config; both are "
+                       "checked against one schema (see --help-config for every key).",
                        examples=EXAMPLES)
     p.add_argument("data", nargs="*", help="training structure files/dirs/archives or "
                    "bundled:NAME")
     p.add_argument("-c", "--config", help="YAML/TOML/JSON configuration file")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    p.add_argument("--help-config", action="store_true", help="list every configuration key "
+                   "(type, default, meaning) and exit")
     p.add_argument("-o", "--output", help="run directory")
     g = p.add_argument_group("data")
     g.add_argument("--test-data", nargs="+", help="separate test structures")
@@ -121,7 +126,9 @@ def config_from_args(args) -> dict:
         d["test"] = list(args.test_data)
     if args.reference_energies:
         d["reference_energies"] = _parse_refs(args.reference_energies)
-    if args.descriptor or args.cutoff or args.size or args.radial or args.angular:
+    # "is not None": --cutoff 0 and --size 0 must reach the schema (and be refused there)
+    if args.descriptor or args.cutoff is not None or args.size is not None or args.radial \
+            or args.angular:
         kind = args.descriptor or cfg["descriptor"].get("kind", "chebyshev")
         if args.radial or args.angular:
             if kind != "chebyshev":
@@ -130,13 +137,15 @@ def config_from_args(args) -> dict:
                                 cfg["descriptor"].get("radial_order", 16)]
             a = args.angular or [cfg["descriptor"].get("angular_rc", 5.0),
                                  cfg["descriptor"].get("angular_order", 4)]
-            cfg["descriptor"] = {"kind": "chebyshev", "radial_rc": float(r[0]),
-                                 "radial_order": int(r[1]), "angular_rc": float(a[0]),
-                                 "angular_order": int(a[1])}
+            # as given: the schema converts and checks them (descriptor.radial_rc: ...)
+            cfg["descriptor"] = {"kind": "chebyshev", "radial_rc": r[0], "radial_order": r[1],
+                                 "angular_rc": a[0], "angular_order": a[1]}
         else:
-            cfg["descriptor"] = {"kind": kind,
-                                 "cutoff": args.cutoff or cfg["descriptor"].get("cutoff", 6.5),
-                                 "size": args.size or cfg["descriptor"].get("size", 8)}
+            old = cfg["descriptor"]
+            cfg["descriptor"] = {
+                "kind": kind,
+                "cutoff": args.cutoff if args.cutoff is not None else old.get("cutoff", 6.5),
+                "size": args.size if args.size is not None else old.get("size", 8)}
     if args.hidden:
         n["hidden"] = args.hidden
     if args.activation:
@@ -157,8 +166,12 @@ def config_from_args(args) -> dict:
 
 
 def run(args) -> int:
-    from hdnnp.training.config import TrainConfig
-    from hdnnp.training.trainer import Trainer
+    from hdnnp.training.config import TrainConfig, describe_schema
+
+    if args.help_config:
+        print(describe_schema())
+        return 0
+    from hdnnp.training.trainer import Trainer, raise_if_interrupted
 
     if args.resume:
         cfg = TrainConfig.from_dict({"output": args.resume})
@@ -169,6 +182,7 @@ def run(args) -> int:
             raise HdnnpError("no training data: give files (or bundled:NAME) or --config")
         trainer = Trainer(cfg, progress=not args.quiet)
     metrics = trainer.run()
+    raise_if_interrupted(metrics, trainer.cfg.output)  # Ctrl-C: exit 130, where the model is
     keys = [k for k in ("train_energy_rmse_meV_per_atom", "test_energy_rmse_meV_per_atom",
                         "test_energy_mae_meV_per_atom", "train_force_rmse_eV_per_A",
                         "test_force_rmse_eV_per_A", "test_force_pearson_r", "wall_s")
