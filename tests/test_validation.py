@@ -103,7 +103,7 @@ def test_bad_cells_and_far_atoms_give_errors_not_sigfpe():
     assert lines[4:] == ["pairs 2", "pairs 2"]
 
 
-@pytest.mark.parametrize("rc", [float("nan"), 0.0, -1.0, 1e4, "abc"])
+@pytest.mark.parametrize("rc", [float("nan"), 0.0, -1.0, 1e-4, 0.09, 1e4, "abc"])
 def test_absurd_cutoffs_are_refused(rc):
     with pytest.raises(HdnnpError, match="cutoff"):
         check_cutoff(rc)

@@ -73,9 +73,12 @@ def check_number(value, what: str, source: str, line: int | None = None,
 
 
 def check_cutoff(cutoff, source: str = "cutoff") -> float:
-    """The cutoff radius (Å) as a float; refused unless finite, > 0 and ≤ ``MAX_CUTOFF``.
+    """The cutoff radius (Å) as a float; refused unless finite, ≥ ``MIN_DISTANCE`` and
+    ≤ ``MAX_CUTOFF``.
 
-    A non-positive cutoff defines no environment; a NaN one reaches the neighbour list as
+    A cutoff below ``MIN_DISTANCE`` defines no environment (closer pairs are refused as
+    duplicated atoms; vesin itself fails below ≈ 1e-3 Å); a NaN one reaches the neighbour
+    list as
     garbage; beyond ``MAX_CUTOFF`` the pair count (∝ r_c³) makes every call practically
     endless (a 10⁴ Å cutoff never returns).
     """
@@ -83,9 +86,9 @@ def check_cutoff(cutoff, source: str = "cutoff") -> float:
         rc = float(cutoff)
     except (TypeError, ValueError, OverflowError):
         raise HdnnpError(f"{source}: cutoff {cutoff!r} is not a number") from None
-    if not math.isfinite(rc) or rc <= 0.0:
-        raise HdnnpError(f"{source}: cutoff radius must be a positive finite number of Å, "
-                         f"got {rc}")
+    if not math.isfinite(rc) or rc < MIN_DISTANCE:
+        raise HdnnpError(f"{source}: cutoff radius must be a finite number of Å of at least "
+                         f"{MIN_DISTANCE:g}, got {rc}")
     if rc > MAX_CUTOFF:
         raise HdnnpError(f"{source}: cutoff radius {rc:g} Å exceeds the sane maximum of "
                          f"{MAX_CUTOFF:g} Å (a wrong unit? bohr and Å differ by 1.9)")

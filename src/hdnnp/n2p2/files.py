@@ -18,6 +18,7 @@ running slowest, then the biases of layer *l*.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -28,6 +29,7 @@ import numpy as np
 from hdnnp.errors import InputFileError
 from hdnnp.fileio import atomic_write_text
 from hdnnp.n2p2.settings import parse_float, parse_int
+from hdnnp.potential import MAX_VALUE
 
 
 @dataclass
@@ -40,7 +42,11 @@ class ScalingRow:
 
 
 def read_scaling_data(path: str | Path, counts: Sequence[int]) -> list[list[ScalingRow]]:
-    """Scaling statistics per element (``counts[e]`` functions for element index e)."""
+    """Scaling statistics per element (``counts[e]`` functions for element index e).
+
+    Values are finite with magnitude ≤ :data:`hdnnp.potential.MAX_VALUE` and sf_min ≤
+    sf_max; sf_min may be -inf and sf_max +inf (hdnnp's exporter writes them for features
+    never seen in training)."""
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "no such file")
@@ -57,8 +63,17 @@ def read_scaling_data(path: str | Path, counts: Sequence[int]) -> list[list[Scal
                                  f"{len(f)} columns", lineno)
         e = parse_int(f[0], path, lineno, "element index")
         s = parse_int(f[1], path, lineno, "symmetry function index")
-        vals = [parse_float(x, path, lineno, name) for x, name in
-                zip(f[2:6], ("sf_min", "sf_max", "sf_mean", "sf_sigma"))]
+        vals = [parse_float(x, path, lineno, name, finite=False, bound=MAX_VALUE)
+                for x, name in zip(f[2:6], ("sf_min", "sf_max", "sf_mean", "sf_sigma"))]
+        # only hdnnp's exporter writes infinite bounds: -inf / +inf for features never
+        # seen in training (no extrapolation warning); everything else must be finite
+        for x, name in zip(vals, ("sf_min", "sf_max", "sf_mean", "sf_sigma")):
+            if math.isinf(x) and not ((name == "sf_min" and x < 0)
+                                      or (name == "sf_max" and x > 0)):
+                raise InputFileError(path, f"{name} is {x} (must be a finite number)", lineno)
+        if vals[0] > vals[1]:
+            raise InputFileError(path, f"sf_min {vals[0]!r} is larger than sf_max {vals[1]!r}",
+                                 lineno)
         rows.append((e, s, ScalingRow(vals[0], vals[1], vals[2],
                                       vals[3] if len(vals) > 3 else None, lineno)))
     out: list[list[ScalingRow]] = []
@@ -115,7 +130,8 @@ def write_scaling_data(path: str | Path, blocks: Sequence[Sequence[tuple[float, 
 
 
 def read_weights(path: str | Path, expected: int | None = None) -> np.ndarray:
-    """Connection values (first column of the non-comment lines) of a weights file."""
+    """Connection values (first column of the non-comment lines) of a weights file: finite,
+    of magnitude ≤ :data:`hdnnp.potential.MAX_VALUE` (errors name file and line)."""
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "no such file (one weights file per element is needed)")
@@ -124,7 +140,8 @@ def read_weights(path: str | Path, expected: int | None = None) -> np.ndarray:
         body = raw.strip()
         if not body or body.startswith("#"):
             continue
-        values.append(parse_float(body.split()[0], path, lineno, "connection value"))
+        values.append(parse_float(body.split()[0], path, lineno, "connection value",
+                                  bound=MAX_VALUE))
     if expected is not None and len(values) != expected:
         raise InputFileError(path, f"{len(values)} connection values, but the network of "
                              f"input.nn has {expected} weights and biases")

@@ -74,7 +74,14 @@ from hdnnp.n2p2.files import (
     write_scaling_data,
     write_weights,
 )
-from hdnnp.n2p2.settings import N2P2Settings, parse_float, read_input_nn
+from hdnnp.n2p2.settings import N2P2Settings, parse_count, parse_float, read_input_nn
+from hdnnp.potential import (
+    MAX_FEATURES,
+    MAX_LAYERS,
+    MAX_NEURONS,
+    MAX_VALUE,
+    symmetry_function_problem,
+)
 from hdnnp.units import energy_factor, length_factor
 
 WEIGHTS_FILE = "weights.{z:03d}.data"
@@ -122,7 +129,7 @@ def parse_symfunction_line(value: str, line: int, settings: N2P2Settings,
     spec: dict = {"type": kind, "center": center, "neighbours": f[2:2 + n_nb]}
     for name, text in zip(names, f[2 + n_nb:]):
         spec[name] = text if name == "subtype" else parse_float(
-            text, path, line, f"symfunction_short {name}")
+            text, path, line, f"symfunction_short {name}", bound=MAX_VALUE)
     try:
         return normalise_function(spec, elements)
     except HdnnpError as exc:
@@ -136,6 +143,9 @@ def _affine_scaling(mode: str, row, smin: float, smax: float, where: str) -> tup
     if mode == "center":
         return row.mean, 1.0
     if mode in ("scale", "scalecenter"):
+        if not (math.isfinite(row.minimum) and math.isfinite(row.maximum)):
+            raise PotentialFileError(where, f"sf_min {row.minimum!r} / sf_max {row.maximum!r}: "
+                                     "scaling by the range needs finite bounds")
         span = row.maximum - row.minimum
         if span == 0.0:
             raise PotentialFileError(where, "sf_min == sf_max: this symmetry function cannot "
@@ -153,7 +163,12 @@ def _affine_scaling(mode: str, row, smin: float, smax: float, where: str) -> tup
     if s == 0.0:
         raise PotentialFileError(where, "scale_min_short == scale_max_short: all scaled "
                                  "symmetry functions would be constant")
-    return g - smin / s, s
+    shift = g - smin / s
+    if not (math.isfinite(s) and abs(s) <= MAX_VALUE and math.isfinite(shift)
+            and abs(shift) <= MAX_VALUE):
+        raise PotentialFileError(where, f"the scaling of this symmetry function (factor {s:g}, "
+                                 f"shift {shift:g}) is out of range (|x| ≤ {MAX_VALUE:g})")
+    return shift, s
 
 
 def load_n2p2_potential(path: str | Path, length_unit: str | float | None = None,
@@ -165,6 +180,18 @@ def load_n2p2_potential(path: str | Path, length_unit: str | float | None = None
     ``"hartree"``, ``"eV"`` …, or factors to Å and eV); by default they come from the
     header comments of ``input.nn``.  ``weights_file`` is the weights-file name pattern
     (``{z}`` = atomic number).  The model works in eV and Å like every hdnnp model.
+
+    Everything is checked before use, with the limits of :mod:`hdnnp.potential`, and a
+    problem is a one-line :class:`~hdnnp.errors.InputFileError` naming the file and line
+    (or :class:`~hdnnp.errors.PotentialFileError`): every number finite (NaN and inf,
+    also ``1e400``, refused; of ``scaling.data`` only sf_min = -inf and sf_max = +inf, as
+    hdnnp's exporter writes for unseen features, and only where the scaling mode does not
+    divide by the range) and of magnitude ≤ ``MAX_VALUE``; symmetry-function parameters
+    by the descriptor's checks (r_c > 0, η ≥ 0, ζ > 0, λ = ±1 …), and after conversion to
+    Å every r_c within :func:`hdnnp.validation.check_cutoff` (≤ 30 Å), ζ ≤ ``MAX_ZETA``;
+    at most ``MAX_LAYERS`` hidden layers of 1…``MAX_NEURONS`` nodes (whole numbers, checked
+    before anything is allocated), at most ``MAX_FEATURES`` functions per element; the
+    number of connection values as input.nn implies; ``conv_energy`` ≠ 0.
     """
     path = Path(path)
     if not path.is_dir():
@@ -180,8 +207,14 @@ def load_n2p2_potential(path: str | Path, length_unit: str | float | None = None
             path / "input.nn", f"the {missing} unit of this n2p2 potential is unknown: add "
             "header comments such as '# Length unit : Bohr' and '# Energy unit : Ha' to "
             "input.nn, or pass length_unit=/energy_unit= to hdnnp.n2p2.load_n2p2_potential")
-    lf, length_name = _unit_factor(length_unit, "length")
-    ef, energy_name = _unit_factor(energy_unit, "energy")
+    try:
+        lf, length_name = _unit_factor(length_unit, "length")
+        ef, energy_name = _unit_factor(energy_unit, "energy")
+    except HdnnpError as exc:
+        raise PotentialFileError(path / "input.nn", str(exc)) from None
+    if not all(math.isfinite(x) and x > 0 for x in (lf, ef)):
+        raise PotentialFileError(path / "input.nn", f"unit factors must be positive and "
+                                 f"finite, got {lf!r} Å and {ef!r} eV")
 
     elements = settings.elements()
     cutoff_type, alpha = settings.cutoff()
@@ -193,6 +226,9 @@ def load_n2p2_potential(path: str | Path, length_unit: str | float | None = None
         spec = parse_symfunction_line(value, line, settings, elements)
         per_element[spec["center"]].append(spec)
         lines_of[spec["center"]].append(line)
+        if len(per_element[spec["center"]]) > MAX_FEATURES:
+            raise InputFileError(settings.path, f"symfunction_short: more than {MAX_FEATURES} "
+                                 f"symmetry functions for {spec['center']}", line)
     index = {e: k for k, e in enumerate(elements)}
     functions = []
     for e in elements:
@@ -200,14 +236,33 @@ def load_n2p2_potential(path: str | Path, length_unit: str | float | None = None
             raise settings.error(f"element {e} has no symmetry functions (symfunction_short)")
         order = sorted(range(len(per_element[e])),
                        key=lambda k, e=e: n2p2_sort_key(per_element[e][k], index))
-        functions.extend(convert_function_units(per_element[e][k], lf) for k in order)
-    descriptor = SymmetryFunctions(elements, functions, cutoff_type, alpha)
+        for k in order:
+            # checked in Å: the cutoff bound of hdnnp.validation applies after conversion
+            line = lines_of[e][k]
+            try:
+                spec = normalise_function(convert_function_units(per_element[e][k], lf),
+                                          elements)
+            except HdnnpError as exc:
+                raise InputFileError(settings.path, f"symfunction_short in Å: {exc}",
+                                     line) from None
+            problem = symmetry_function_problem(spec)
+            if problem:
+                raise InputFileError(settings.path, f"symfunction_short ({length_name} → Å): "
+                                     f"{problem}", line)
+            functions.append(spec)
+    try:
+        descriptor = SymmetryFunctions(elements, functions, cutoff_type, alpha)
+    except HdnnpError as exc:
+        raise settings.error(f"symmetry functions: {exc}", key="symfunction_short") from None
     counts = [descriptor.n_features(e) for e in elements]
 
     # scaling
     mode = settings.scaling_mode()
     smin = settings.float_value("scale_min_short", 0.0)
     smax = settings.float_value("scale_max_short", 1.0)
+    for key, x in (("scale_min_short", smin), ("scale_max_short", smax)):
+        if abs(x) > MAX_VALUE:
+            raise settings.error(f"{key} {x:g} is out of range (|x| ≤ {MAX_VALUE:g})", key=key)
     if mode in ("none", "center"):
         smin = 0.0
     scaling_path = path / "scaling.data"
@@ -223,6 +278,9 @@ def load_n2p2_potential(path: str | Path, length_unit: str | float | None = None
     n_hidden = settings.int_value("global_hidden_layers_short")
     if n_hidden is None:
         raise settings.error("required keyword 'global_hidden_layers_short' is missing")
+    if not 0 <= n_hidden <= MAX_LAYERS:
+        raise settings.error(f"global_hidden_layers_short {n_hidden} is out of range "
+                             f"(0…{MAX_LAYERS})", key="global_hidden_layers_short")
     nodes_text = settings.require("global_nodes_short").split()
     acts_text = settings.require("global_activation_short").split()
     if len(nodes_text) < n_hidden:
@@ -232,18 +290,20 @@ def load_n2p2_potential(path: str | Path, length_unit: str | float | None = None
         raise settings.error(f"global_activation_short lists {len(acts_text)} activations for "
                              f"{n_hidden} hidden layers", key="global_activation_short")
     line = settings.line("global_nodes_short")
-    nodes = {e: [int(parse_float(x, settings.path, line, "global_nodes_short"))
+    nodes = {e: [parse_count(x, settings.path, line, "global_nodes_short", 1, MAX_NEURONS)
                  for x in nodes_text[:n_hidden]] for e in elements}
     for value, line in settings.all("element_nodes_short"):
         f = value.split()
         if len(f) != 3 or f[0] not in nodes:
             raise InputFileError(settings.path, "element_nodes_short: expected '<element> "
                                  "<hidden layer 1..N> <nodes>'", line)
-        layer = int(parse_float(f[1], settings.path, line, "layer"))
+        layer = parse_count(f[1], settings.path, line, "element_nodes_short layer", 1,
+                            MAX_LAYERS)
         if not 1 <= layer <= n_hidden:
             raise InputFileError(settings.path, f"element_nodes_short: layer {layer} is not a "
                                  f"hidden layer (1..{n_hidden})", line)
-        nodes[f[0]][layer - 1] = int(parse_float(f[2], settings.path, line, "nodes"))
+        nodes[f[0]][layer - 1] = parse_count(f[2], settings.path, line,
+                                             "element_nodes_short nodes", 1, MAX_NEURONS)
     acts = []
     for a in acts_text[:n_hidden]:
         if a not in N2P2_ACTIVATIONS:
@@ -260,13 +320,22 @@ def load_n2p2_potential(path: str | Path, length_unit: str | float | None = None
                                                           "conv_length"), normalise) if h))
     mean_energy = settings.float_value("mean_energy", 0.0)
     conv_energy = settings.float_value("conv_energy", 1.0)
+    conv_length = settings.float_value("conv_length", 1.0)
+    if conv_energy == 0.0 or abs(ef / conv_energy) > MAX_VALUE:
+        raise settings.error(f"conv_energy {conv_energy:g} is out of range (energies are "
+                             "divided by it)", key="conv_energy")
+    if abs(ef * mean_energy) > MAX_VALUE:
+        raise settings.error(f"mean_energy {mean_energy:g} is out of range", key="mean_energy")
+    if not conv_length > 0.0:
+        raise settings.error(f"conv_length {conv_length:g} must be positive", key="conv_length")
     atom_energy = {e: 0.0 for e in elements}
     for value, line in settings.all("atom_energy"):
         f = value.split()
         if len(f) < 2 or f[0] not in atom_energy:
             raise InputFileError(settings.path, "atom_energy: expected '<element> <energy>' "
                                  f"with an element of {' '.join(elements)}", line)
-        atom_energy[f[0]] = parse_float(f[1], settings.path, line, "atom_energy")
+        atom_energy[f[0]] = parse_float(f[1], settings.path, line, "atom_energy",
+                                        bound=MAX_VALUE / max(ef, 1.0))
 
     networks = {}
     for ie, e in enumerate(elements):
@@ -302,7 +371,7 @@ def load_n2p2_potential(path: str | Path, length_unit: str | float | None = None
         "units": {"length": length_name, "energy": energy_name},
         "n2p2": {"scaling": mode, "scale_min_short": smin, "scale_max_short": smax,
                  "normalization": {"mean_energy": mean_energy, "conv_energy": conv_energy,
-                                   "conv_length": settings.float_value("conv_length", 1.0)}
+                                   "conv_length": conv_length}
                  if all(normalise) else None,
                  "atom_energy": atom_energy, "normalize_nodes": normalize_nodes,
                  "cutoff_type": cutoff_type, "cutoff_alpha": alpha},
