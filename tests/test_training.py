@@ -21,7 +21,7 @@ from hdnnp.model import NeuralNetworkPotential
 from hdnnp.neighbours import build_batch
 from hdnnp.potential import load_potential
 from hdnnp.training import FeatureSet, TrainConfig, Trainer
-from hdnnp.training.trainer import batch_predictions
+from hdnnp.training.losses import batch_predictions
 
 
 def emt_structures(n=24, seed=0):

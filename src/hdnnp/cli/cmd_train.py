@@ -66,7 +66,10 @@ def register(sub) -> None:
     g.add_argument("--activation", nargs="+", help="activation(s): linear tanh sigmoid mtanh "
                    "twist ...")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--optimizer", choices=["adam", "lbfgs", "sgd"])
+    g.add_argument("--optimizer", choices=["adam", "lbfgs", "sgd", "lm", "kalman"],
+                   help="adam, lbfgs, sgd (with --batch-size 1: ænet's online_sd), lm "
+                   "(Levenberg-Marquardt), kalman (n2p2's Kalman filter); their settings: "
+                   "--help-config")
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int)
     g.add_argument("--learning-rate", type=float)

@@ -109,6 +109,41 @@ class JacobianBucket:
             vec = torch.einsum("pf,pfc->pc", g, self.vector).to(dtype)
         return rad, vec
 
+    def pair_vectors_columns(self, de_dg: torch.Tensor):
+        """:meth:`pair_vectors` for K columns at once: ``de_dg`` [N, F, K] → ([Qr, 3, K],
+        [Qv, 3, K]) (the parameter derivatives of ∂E/∂G in Levenberg–Marquardt)."""
+        rad = vec = None
+        if self.radial_columns.numel() and self.radial_centres.numel():
+            g = de_dg[:, self.radial_columns][self.radial_centres]
+            s = torch.einsum("qfk,qf->qk", g, self.radial.to(g.dtype))
+            rad = s.unsqueeze(1) * self.unit.to(g.dtype).unsqueeze(-1)
+        if self.vector_columns.numel() and self.vector_centres.numel():
+            g = de_dg[:, self.vector_columns][self.vector_centres]
+            vec = torch.einsum("qfk,qfc->qck", g, self.vector.to(g.dtype)).contiguous()
+        return rad, vec
+
+    def transpose_forces(self, v: torch.Tensor, out: torch.Tensor) -> None:
+        r"""Add :math:`L^\top v` of this bucket to ``out`` [N, F, M], where
+        :math:`L: \partial E/\partial G \mapsto \mathbf F` is the (linear) force map and
+        ``v`` [N, 3, M] are M force-space vectors:
+
+        .. math:: u_{if} = \sum_{p:\,i(p)=i} \frac{\partial G_{if}}{\partial\mathbf d_p}
+            \cdot(\mathbf v_i - \mathbf v_{j(p)}),
+
+        so that :math:`\sum_{if} u_{if}\, c_{if} = \sum_a \mathbf v_a\cdot\mathbf F_a(c)`.
+        """
+        if self.radial_columns.numel() and self.radial_centres.numel():
+            dv = v[self.radial_centres] - v[self.radial_neighbours]  # [Q, 3, M]
+            proj = torch.einsum("qc,qcm->qm", self.unit.to(v.dtype), dv)
+            contrib = self.radial.to(v.dtype).unsqueeze(-1) * proj.unsqueeze(1)  # [Q, K, M]
+            part = v.new_zeros(out.shape[0], contrib.shape[1], contrib.shape[2])
+            out[:, self.radial_columns] += part.index_add(0, self.radial_centres, contrib)
+        if self.vector_columns.numel() and self.vector_centres.numel():
+            dv = v[self.vector_centres] - v[self.vector_neighbours]
+            contrib = torch.einsum("qkc,qcm->qkm", self.vector.to(v.dtype), dv)
+            part = v.new_zeros(out.shape[0], contrib.shape[1], contrib.shape[2])
+            out[:, self.vector_columns] += part.index_add(0, self.vector_centres, contrib)
+
     def to(self, device=None, dtype=None) -> JacobianBucket:
         def conv(t):
             if not isinstance(t, torch.Tensor):
@@ -147,6 +182,25 @@ class PairJacobian:
             if vec is not None:
                 f = f.index_add(0, b.vector_centres, vec).index_add(0, b.vector_neighbours, -vec)
         return f
+
+    def forces_columns(self, de_dg: torch.Tensor, n_atoms: int) -> torch.Tensor:
+        """:meth:`forces` of K columns at once: ``de_dg`` [N, F, K] → [N, 3, K]."""
+        f = torch.zeros(n_atoms, 3, de_dg.shape[-1], dtype=de_dg.dtype, device=de_dg.device)
+        for b in self.buckets:
+            rad, vec = b.pair_vectors_columns(de_dg)
+            if rad is not None:
+                f = f.index_add(0, b.radial_centres, rad).index_add(0, b.radial_neighbours, -rad)
+            if vec is not None:
+                f = f.index_add(0, b.vector_centres, vec).index_add(0, b.vector_neighbours, -vec)
+        return f
+
+    def transpose_forces(self, v: torch.Tensor, n_features: int) -> torch.Tensor:
+        """The transpose of the force map, [N, F, M], for force-space vectors ``v``
+        [N, 3, M] (see :meth:`JacobianBucket.transpose_forces`)."""
+        out = v.new_zeros(v.shape[0], n_features, v.shape[-1])
+        for b in self.buckets:
+            b.transpose_forces(v, out)
+        return out
 
     def to(self, device=None, dtype=None) -> PairJacobian:
         return PairJacobian([b.to(device, dtype) for b in self.buckets], self.n_pairs)

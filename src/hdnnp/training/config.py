@@ -297,9 +297,11 @@ class NetworkConfig(_Section):
 class OptimConfig(_Section):
     section: ClassVar[str] = "training"
 
-    optimizer: Literal["adam", "lbfgs", "sgd"] = Field("adam", description=(
+    optimizer: Literal["adam", "lbfgs", "sgd", "lm", "kalman"] = Field("adam", description=(
         "adam (mini-batch), lbfgs (full batch), sgd (online/mini-batch gradient descent with "
-        "momentum)"))
+        "momentum; batch_size 1 is ænet's online_sd with learning_rate = gamma, momentum = "
+        "alpha), lm (Levenberg-Marquardt, one iteration per epoch), kalman (n2p2's "
+        "element-decoupled extended Kalman filter)"))
     epochs: Int = Field(200, ge=0, le=MAX_COUNT, description=(
         "epochs of the optimizer (at least 1, or 0 with refine_epochs >= 1)"))
     batch_size: Count = Field(32, description="structures per mini-batch (adam, sgd)")
@@ -322,6 +324,45 @@ class OptimConfig(_Section):
         "full-batch L-BFGS epochs (e.g. Adam first, then L-BFGS)"))
     lbfgs_history: Count = Field(50, description="L-BFGS history size")
     lbfgs_iterations_per_epoch: Count = Field(1, description="L-BFGS iterations per epoch")
+    lm_mu: Float = Field(1e-2, gt=0, description=(
+        "Levenberg-Marquardt: initial damping mu of (J^T J + mu diag(J^T J)) step = -J^T r"))
+    lm_mu_increase: Float = Field(10.0, gt=1, description=(
+        "Levenberg-Marquardt: factor on mu after a step that does not lower the loss"))
+    lm_mu_decrease: Float = Field(0.1, gt=0, lt=1, description=(
+        "Levenberg-Marquardt: factor on mu after a step that lowers the loss"))
+    lm_force_rows: Literal["auto", "components", "structure"] = Field("auto", description=(
+        "Levenberg-Marquardt force residuals: one per force component (exact Gauss-Newton), "
+        "one per structure (|dF_s|, for large sets), or auto (components up to 20,000 "
+        "components per iteration)"))
+    lm_subset: Count | None = Field(None, description=(
+        "Levenberg-Marquardt: structures per iteration, drawn afresh each epoch (null: all)"))
+    lm_block_atoms: Count = Field(512, description=(
+        "Levenberg-Marquardt: atoms per Jacobian block (bounds memory: block_atoms x features "
+        "x weights of one element)"))
+    kalman_type: Literal["standard", "fading_memory"] = Field("standard", description=(
+        "Kalman filter type (n2p2 kalman_type 0 = standard, 1 = fading memory)"))
+    kalman_epsilon: Float = Field(1e-2, gt=0, description=(
+        "Kalman filter: initial error covariance P = I / epsilon"))
+    kalman_q0: Float = Field(1e-2, ge=0, description="Kalman filter: initial process noise q0")
+    kalman_qtau: Float = Field(2.302, ge=0, description=(
+        "Kalman filter: decay of q per epoch, q = max(q0 exp(-t qtau), qmin) (2.302: one "
+        "order of magnitude per epoch)"))
+    kalman_qmin: Float = Field(1e-6, ge=0, description="Kalman filter: smallest process noise")
+    kalman_eta: Float = Field(1e-2, gt=0, description=(
+        "standard Kalman filter: initial learning rate eta0 (measurement noise R = I/eta)"))
+    kalman_etatau: Float = Field(2.302, ge=0, description=(
+        "standard Kalman filter: growth of eta per epoch, eta = min(eta0 exp(t etatau), "
+        "etamax)"))
+    kalman_etamax: Float = Field(1.0, gt=0, description="standard Kalman filter: largest eta")
+    kalman_lambda_short: Float = Field(0.96, gt=0, le=1, description=(
+        "fading-memory Kalman filter: initial forgetting factor lambda"))
+    kalman_nue_short: Float = Field(0.9987, gt=0, le=1, description=(
+        "fading-memory Kalman filter: lambda <- nu lambda + 1 - nu per update"))
+    kalman_streams: Count = Field(1, description=(
+        "Kalman filter: structures whose observations form one update (multi-stream)"))
+    kalman_force_fraction: Float = Field(0.02, gt=0, le=1, description=(
+        "Kalman filter: fraction of each structure's force components observed per epoch "
+        "(at least one; n2p2 short_force_fraction)"))
     init_model: str | None = Field(None, description=(
         "start from the weights and normalisation of this potential file (same elements and "
         "descriptor), e.g. to refine an Adam fit with L-BFGS"))

@@ -54,6 +54,8 @@ from hdnnp.model import NeuralNetworkPotential
 from hdnnp.potential import save_potential
 from hdnnp.training.config import TrainConfig
 from hdnnp.training.featureset import FeatureSet, TrainingBatch
+from hdnnp.training.losses import ErrorAccumulator, batch_predictions, loss_value
+from hdnnp.training.second_order import KalmanFilter, LevenbergMarquardt, LossWeights
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -184,60 +186,6 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
-# ------------------------------------------------------------------- evaluation
-def batch_predictions(model: NeuralNetworkPotential, tb: TrainingBatch, with_forces: bool,
-                      create_graph: bool):
-    """Total energies [B] (float64) and, if requested, forces [N, 3] of a training batch."""
-    g = tb.features
-    need_f = with_forces and tb.jacobian is not None and tb.force_atoms.numel() > 0
-    if need_f:
-        g = g.detach().requires_grad_(True)
-    e_nn = model.atomic_energies(g, tb.species)
-    energy = model._total(e_nn, tb.species, tb.structure_index, tb.n_structures)[0]
-    forces = None
-    if need_f:
-        (de_dg,) = torch.autograd.grad(e_nn.sum(), g, create_graph=create_graph)
-        forces = tb.jacobian.forces(de_dg, g.shape[0])
-    return energy, forces
-
-
-class _ErrorAccumulator:
-    """Running sums for MAE/RMSE of energy per atom (meV/atom) and forces (meV/Å)."""
-
-    def __init__(self):
-        self.e_abs = self.e_sq = self.f_abs = self.f_sq = 0.0
-        self.n_e = self.n_f = 0
-
-    def add(self, energy, forces, tb: TrainingBatch):
-        de = ((energy.detach() - tb.energy) / tb.n_atoms).double()
-        self.e_abs += float(de.abs().sum())
-        self.e_sq += float((de * de).sum())
-        self.n_e += de.numel()
-        if forces is not None:
-            df = (forces.detach()[tb.force_atoms] - tb.forces[tb.force_atoms]).double()
-            self.f_abs += float(df.abs().sum())
-            self.f_sq += float((df * df).sum())
-            self.n_f += df.numel()
-
-    def result(self) -> dict:
-        out = {}
-        if self.n_e:
-            out["energy_mae_meV_per_atom"] = 1000 * self.e_abs / self.n_e
-            out["energy_rmse_meV_per_atom"] = 1000 * math.sqrt(self.e_sq / self.n_e)
-        if self.n_f:
-            out["force_mae_meV_per_A"] = 1000 * self.f_abs / self.n_f
-            out["force_rmse_meV_per_A"] = 1000 * math.sqrt(self.f_sq / self.n_f)
-        return out
-
-
-def loss_value(metrics: dict, cfg) -> float:
-    """The training loss implied by a metrics dict (used for early stopping)."""
-    loss = cfg.energy_weight * (metrics.get("energy_rmse_meV_per_atom", 0.0) / 1000) ** 2
-    if "force_rmse_meV_per_A" in metrics:
-        loss += cfg.force_weight * (metrics["force_rmse_meV_per_A"] / 1000) ** 2
-    return loss
-
-
 # --------------------------------------------------------------- normalisation
 @torch.no_grad()
 def fit_normalisation(model: NeuralNetworkPotential, fs: FeatureSet, dataset: Dataset) -> dict:
@@ -297,8 +245,6 @@ class Trainer:
         self.progress = progress
         self.log = log or (lambda *a, **k: None)
         oc = cfg.training
-        if oc.optimizer not in ("adam", "lbfgs", "sgd"):
-            raise HdnnpError(f"unknown optimizer {oc.optimizer!r} (adam, lbfgs, sgd)")
         if not 0.0 <= oc.force_fraction <= 1.0:
             raise HdnnpError("force_fraction must be within [0, 1]")
         if oc.committee < 1 or oc.jobs < 1:
@@ -387,6 +333,21 @@ class Trainer:
     def _make_optimizer(self, kind: str):
         oc = self.cfg.training
         params = list(self.model.parameters())
+        weights = LossWeights(oc.energy_weight, oc.force_weight)
+        if kind == "lm":
+            return LevenbergMarquardt(self.model, weights, mu=oc.lm_mu,
+                                      mu_increase=oc.lm_mu_increase,
+                                      mu_decrease=oc.lm_mu_decrease,
+                                      force_rows=oc.lm_force_rows, subset=oc.lm_subset,
+                                      block_atoms=oc.lm_block_atoms)
+        if kind == "kalman":
+            return KalmanFilter(self.model, weights, kalman_type=oc.kalman_type,
+                                epsilon=oc.kalman_epsilon, q0=oc.kalman_q0,
+                                qtau=oc.kalman_qtau, qmin=oc.kalman_qmin, eta=oc.kalman_eta,
+                                etatau=oc.kalman_etatau, etamax=oc.kalman_etamax,
+                                lambda_=oc.kalman_lambda_short, nu=oc.kalman_nue_short,
+                                streams=oc.kalman_streams,
+                                force_fraction=oc.kalman_force_fraction)
         if kind == "adam":
             opt = torch.optim.Adam(params, lr=oc.learning_rate, weight_decay=oc.weight_decay)
         elif kind == "sgd":
@@ -404,7 +365,7 @@ class Trainer:
 
     def _lr_at(self, epoch: int) -> float | None:
         oc = self.cfg.training
-        if self._kind(epoch) == "lbfgs":
+        if self._kind(epoch) in ("lbfgs", "lm", "kalman"):
             return None
         if oc.learning_rate_final is None:
             return oc.learning_rate
@@ -413,7 +374,7 @@ class Trainer:
             1 + math.cos(math.pi * frac))
 
     # ------------------------------------------------------------ one epoch
-    def _loss(self, tb: TrainingBatch, acc: _ErrorAccumulator | None):
+    def _loss(self, tb: TrainingBatch, acc: ErrorAccumulator | None):
         oc = self.cfg.training
         use_f = oc.force_weight > 0
         energy, forces = batch_predictions(self.model, tb, use_f, create_graph=True)
@@ -433,14 +394,16 @@ class Trainer:
         if lr is not None:
             for group in opt.param_groups:
                 group["lr"] = lr
-        acc = _ErrorAccumulator()
+        if self._kind(epoch) in ("lm", "kalman"):
+            return opt.epoch(self.train_fs, self.rng)
+        acc = ErrorAccumulator()
         if self._kind(epoch) == "lbfgs":
             tb = self.train_fs.batch()
             state = {}
 
             def closure():
                 opt.zero_grad()
-                a = _ErrorAccumulator()
+                a = ErrorAccumulator()
                 loss = self._loss(tb, a)
                 loss.backward()
                 # report the point the epoch starts from (later calls are line-search trials)
@@ -468,7 +431,7 @@ class Trainer:
         if fs is None or len(fs) == 0:
             return {}
         self.model.eval()
-        acc = _ErrorAccumulator()
+        acc = ErrorAccumulator()
         n = len(fs)
         step = max(1, self.cfg.training.batch_size * 8)
         chunks = [None] if n <= step else [np.arange(s, min(n, s + step))

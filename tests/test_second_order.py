@@ -1,0 +1,97 @@
+"""Residual Jacobians (against autograd row by row), Levenberg–Marquardt and the Kalman
+filter (issue 11, item 1)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from hdnnp.data import load_dataset
+from hdnnp.descriptors import Chebyshev
+from hdnnp.model import NeuralNetworkPotential
+from hdnnp.training.config import TrainConfig
+from hdnnp.training.featureset import FeatureSet
+from hdnnp.training.jacobian import WeightLayout, batch_residuals
+from hdnnp.training.losses import batch_predictions
+from hdnnp.training.trainer import Trainer
+
+
+@pytest.fixture(scope="module")
+def small():
+    torch.manual_seed(0)
+    ds = load_dataset("bundled:graphene-A").subset(np.arange(5))
+    desc = Chebyshev(ds.elements, 5.0, 5, 4.0, 3)
+    model = NeuralNetworkPotential(desc, (5, 4), "tanh", reference_energies=ds.reference_energies)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)
+    fs = FeatureSet(desc, ds, np.ones(len(ds), bool), jacobian_dtype=torch.float64)
+    return model, fs
+
+
+def _autograd_rows(model, tb, a_e, a_f):
+    params = [p for e in model.elements for p in model.networks[e].parameters()]
+    e, f = batch_predictions(model, tb, True, create_graph=True)
+    r = torch.cat([a_e * (e - tb.energy) / tb.n_atoms,
+                   a_f * (f[tb.force_atoms] - tb.forces[tb.force_atoms]).reshape(-1)])
+    rows = [torch.cat([g.reshape(-1) for g in torch.autograd.grad(r[k], params,
+                                                                  retain_graph=True)])
+            for k in range(r.numel())]
+    return r.detach(), torch.stack(rows)
+
+
+def test_residual_jacobian_matches_autograd_row_by_row(small):
+    model, fs = small
+    tb = fs.batch([0, 2])
+    layout = WeightLayout.of(model)
+    r, jac = _autograd_rows(model, tb, 0.7, 0.3)
+    res = batch_residuals(model, tb, layout, 0.7, 0.3, "components")
+    torch.testing.assert_close(res.r, r, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(res.jacobian, jac, rtol=1e-10, atol=1e-12)
+    # selected components: the same rows
+    sel = torch.tensor([4, 11, 50])
+    res_s = batch_residuals(model, tb, layout, 0.7, 0.3, "selected", selected=sel)
+    torch.testing.assert_close(res_s.jacobian[2:], jac[2 + sel], rtol=1e-10, atol=1e-12)
+    # one row per structure: the same loss and the same gradient of the loss
+    res_n = batch_residuals(model, tb, layout, 0.7, 0.3, "structure")
+    torch.testing.assert_close((res_n.r**2).sum(), (r**2).sum(), rtol=1e-12, atol=0)
+    torch.testing.assert_close(res_n.jacobian.T @ res_n.r, jac.T @ r, rtol=1e-9, atol=1e-12)
+
+
+def _config(tmp_path, optimizer, epochs, hidden=(8, 8), **training):
+    return TrainConfig.from_dict({
+        "data": {"train": ["bundled:graphene-A"], "n_structures": 120, "test_fraction": 0.25},
+        "descriptor": {"kind": "chebyshev", "radial_rc": 5.0, "radial_order": 6,
+                       "angular_rc": 4.0, "angular_order": 3},
+        "network": {"hidden": list(hidden)},
+        "training": {"optimizer": optimizer, "epochs": epochs, "threads": 1, **training},
+        "output": str(tmp_path / optimizer), "figures": False})
+
+
+def _log(run):
+    import json
+
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+def test_levenberg_marquardt_never_raises_the_loss_and_converges(tmp_path):
+    # energies only, fewer weights (61) than structures (90): Gauss-Newton is well posed
+    cfg = _config(tmp_path, "lm", 20, hidden=(4,), force_weight=0.0)
+    metrics = Trainer(cfg, progress=False, log=None).run()
+    losses = [r["loss"] for r in _log(tmp_path / "lm")]
+    assert all(b <= a * (1 + 1e-12) for a, b in itertools.pairwise(losses)), losses
+    assert losses[-1] < 0.1 * losses[0]
+    assert metrics["test_energy_mae_meV_per_atom"] < 6.0
+
+
+def test_kalman_filter_trains_energies_and_forces(tmp_path):
+    cfg = _config(tmp_path, "kalman", 4, force_weight=0.1)
+    metrics = Trainer(cfg, progress=False, log=None).run()
+    log = _log(tmp_path / "kalman")
+    assert log[-1]["test"]["energy_rmse_meV_per_atom"] < 0.2 * log[0]["test"][
+        "energy_rmse_meV_per_atom"] or metrics["test_energy_mae_meV_per_atom"] < 3.0
+    assert metrics["test_energy_mae_meV_per_atom"] < 6.0
+    assert metrics["test_force_rmse_eV_per_A"] < 0.35
