@@ -32,6 +32,49 @@ def small():
     return model, fs
 
 
+def _functorch_oracle(net, g):
+    from torch.func import functional_call, grad, jacrev, vmap
+
+    params = {k: v.detach() for k, v in net.named_parameters()}
+    buffers = dict(net.named_buffers())
+
+    def energy(p, x):
+        return functional_call(net, (p, buffers), (x.unsqueeze(0),)).squeeze(0)
+
+    def energy_and_gradient(p, x):
+        return torch.cat([energy(p, x).reshape(1), grad(energy, argnums=1)(p, x)])
+
+    values = vmap(energy_and_gradient, in_dims=(None, 0))(params, g)
+    jac = vmap(jacrev(energy_and_gradient, argnums=0), in_dims=(None, 0))(params, g)
+    flat = torch.cat([jac[k].reshape(g.shape[0], g.shape[1] + 1, -1) for k in params], -1)
+    return values[:, 0], values[:, 1:], flat[:, 0], flat[:, 1:]
+
+
+@pytest.mark.parametrize("acts,out", [(["tanh", "tanh"], "linear"),
+                                      (["twist", "softplus"], "linear"),
+                                      (["sigmoid"], "tanh"), ([], "linear")])
+def test_network_derivatives_match_torch_func(acts, out):
+    from hdnnp.model import AtomicNetwork
+    from hdnnp.training.jacobian import network_derivatives
+
+    torch.manual_seed(1)
+    net = AtomicNetwork(6, [5, 4][:len(acts)], acts, output_activation=out).double()
+    with torch.no_grad():
+        net.input_shift.normal_()
+        net.input_scale.uniform_(0.5, 2.0)
+        net.output_scale.fill_(1.7)
+        net.output_shift.fill_(-3.0)
+        for p in net.parameters():
+            p.normal_(0, 0.5)
+    g = torch.randn(40, 6, dtype=torch.float64)
+    for ours, ref in zip(network_derivatives(net, g), _functorch_oracle(net, g)):
+        torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
+    e, c, de_dw, dc_dw = network_derivatives(net, g, force_terms=False)
+    assert dc_dw is None
+    torch.testing.assert_close(de_dw, _functorch_oracle(net, g)[2], rtol=1e-12, atol=1e-12)
+    assert e.shape == (40,) and c.shape == (40, 6)
+
+
 def _autograd_rows(model, tb, a_e, a_f):
     params = [p for e in model.elements for p in model.networks[e].parameters()]
     e, f = batch_predictions(model, tb, True, create_graph=True)
