@@ -120,6 +120,10 @@ UNIQUE_KEY_INDEX_SQL = ("CREATE UNIQUE INDEX IF NOT EXISTS hdnnp_unique_job_key 
                         "ON text_key_values (value) WHERE key = 'key'")
 
 
+#: key of the PostgreSQL advisory lock held while a writer sets the database up
+_SETUP_LOCK = 0x68646E6E70  # "hdnnp"
+
+
 def _is_postgresql(database: str | Path) -> bool:
     return str(database).startswith(("postgresql://", "postgres://"))
 
@@ -130,10 +134,13 @@ def connect(database: str | Path):
 
     name = str(database)
     if name.startswith(("postgresql://", "postgres://")):
-        try:
-            import psycopg2  # noqa: F401  (ASE's PostgreSQL backend uses it)
-        except ImportError:
-            raise MissingDependencyError("psycopg2-binary", "a PostgreSQL labelling database",
+        try:  # ASE's PostgreSQL backend lives in ase-db-backends and uses psycopg2
+            import ase_db_backends  # noqa: F401
+            import psycopg2  # noqa: F401
+        except ImportError as exc:
+            package = {"ase_db_backends": "ase-db-backends"}.get(exc.name, "psycopg2-binary")
+            raise MissingDependencyError(package,
+                                         "a PostgreSQL labelling database",
                                          extra="postgresql") from None
         return ase_connect(name, type="postgresql")
     path = Path(name)
@@ -185,16 +192,24 @@ def _refuse_duplicates(database, db) -> None:
 def ensure_unique_job_keys(database: str | Path, db) -> None:
     """Create the database's unique index on job keys (:data:`UNIQUE_KEY_INDEX_SQL`).
 
-    On SQLite the database's tables are first created under an exclusive lock
-    (``BEGIN EXCLUSIVE``), so that two processes starting on a new file at the same
-    moment do not both try to create ASE's tables.  Raises :class:`HdnnpError` naming a
-    duplicated key if the database already holds one.
+    The database's tables are first created under a lock (SQLite: ``BEGIN EXCLUSIVE``;
+    PostgreSQL: a session advisory lock), so that two processes starting on a new
+    database at the same moment do not both try to create ASE's tables.  Raises
+    :class:`HdnnpError` naming a duplicated key if the database already holds one.
     """
     try:
         if _is_postgresql(database):
-            with db.managed_connection() as con:
-                cur = con.cursor()
-                cur.execute(UNIQUE_KEY_INDEX_SQL)
+            with db:  # one session; ASE creates its tables (and commits) on first use
+                cur = db.connection.cursor()
+                # two writers starting on a new database would both create ASE's tables
+                # (a unique violation in pg_type): a session lock serialises the set-up
+                cur.execute(f"SELECT pg_advisory_lock({_SETUP_LOCK})")
+                try:
+                    db.count()
+                    cur.execute(UNIQUE_KEY_INDEX_SQL)
+                    db.connection.commit()
+                finally:
+                    cur.execute(f"SELECT pg_advisory_unlock({_SETUP_LOCK})")
         else:
             with db:  # one connection, committed on exit
                 db.connection.execute("BEGIN EXCLUSIVE")

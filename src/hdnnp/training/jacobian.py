@@ -39,6 +39,9 @@ import torch
 from hdnnp.model import NeuralNetworkPotential
 from hdnnp.training.featureset import TrainingBatch
 
+#: weight columns pushed through the force map at once (bounds the [pairs, F, k] work array)
+FORCE_COLUMN_CHUNK = 64
+
 
 @dataclass
 class WeightLayout:
@@ -236,8 +239,8 @@ def batch_residuals(model: NeuralNetworkPotential, tb: TrainingBatch, layout: We
             rows_f = torch.zeros(n, 3, layout.size, dtype=torch.float64, device=dev)
             for el, (idx, dcw) in dc_dw.items():
                 sl = layout.slices[el]
-                for start in range(0, dcw.shape[-1], 64):  # bounded [N, F, 64] blocks
-                    cols = torch.zeros(n, nf, min(64, dcw.shape[-1] - start),
+                for start in range(0, dcw.shape[-1], FORCE_COLUMN_CHUNK):  # bounded blocks
+                    cols = torch.zeros(n, nf, min(FORCE_COLUMN_CHUNK, dcw.shape[-1] - start),
                                        dtype=torch.float64, device=dev)
                     cols[idx, : dcw.shape[1]] = dcw[..., start:start + cols.shape[-1]]
                     rows_f[:, :, sl.start + start: sl.start + start + cols.shape[-1]] = \
