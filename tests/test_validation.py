@@ -103,6 +103,57 @@ def test_bad_cells_and_far_atoms_give_errors_not_sigfpe():
     assert lines[4:] == ["pairs 2", "pairs 2"]
 
 
+def _pair_set(i, j, s):
+    return sorted(zip(np.asarray(i).tolist(), np.asarray(j).tolist(),
+                      map(tuple, np.asarray(s).tolist())))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_image_pair_fallback_matches_ase(seed):
+    """The k-d tree fallback (for cells vesin's grid cannot take) against ASE's list on
+    skewed cells, partial periodicity and atoms outside the cell."""
+    from hdnnp.neighbours import _image_pairs
+    from hdnnp.validation import effective_cell
+
+    rng = np.random.default_rng(seed)
+    cell = np.diag(rng.uniform(2.0, 6.0, 3)) + rng.uniform(-1.0, 1.0, (3, 3))
+    pbc = rng.random(3) < 0.7
+    pos = rng.uniform(-3.0, 9.0, (7, 3))
+    rc = float(rng.uniform(1.5, 5.0))
+    ours = _image_pairs(pos, effective_cell(cell, pbc), pbc, rc)
+    ref = primitive_neighbor_list("ijS", pbc, cell, pos, rc, self_interaction=False)
+    assert _pair_set(*ours) == _pair_set(*ref)
+
+
+def test_stretched_periodic_cells_do_not_hang():
+    """These took 8 s to minutes (and one GBs) in the neighbour list's old fallback; run in a
+    child with a time limit so a hang fails the test instead of stalling the suite."""
+    code = textwrap.dedent("""
+        import numpy as np
+        from ase import Atoms
+        from hdnnp.neighbours import neighbour_pairs
+        thin = [[99999, 0, 0], [0, 0.2, 0], [0, 0, 0.2]]
+        cases = [
+            (Atoms("O4", positions=[[0, 0, 0], [1.5, .1, .1], [3, .1, .1], [5, .1, .1]],
+                   cell=thin, pbc=True), 0.5),
+            (Atoms("O2", positions=[[0, 0, 0], [1.5, .1, .1]], cell=np.diag([1e5, 1e5, .2]),
+                   pbc=True), 0.5),
+            (Atoms("O19", positions=np.random.default_rng(0).uniform(0, 3, (19, 3)),
+                   cell=np.diag([3, 3, 1e5]), pbc=[False, True, True]), 5.7),
+        ]
+        for atoms, rc in cases:
+            i, j, s = neighbour_pairs(atoms, rc)
+            d = np.linalg.norm(atoms.positions[j] + s @ atoms.cell.array
+                               - atoms.positions[i], axis=1)
+            print(len(i), bool((d < rc).all()))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.split("\n")[:3]
+    assert all(line.endswith("True") and int(line.split()[0]) > 0 for line in lines), lines
+
+
 @pytest.mark.parametrize("rc", [float("nan"), 0.0, -1.0, 1e-4, 0.09, 1e4, "abc"])
 def test_absurd_cutoffs_are_refused(rc):
     with pytest.raises(HdnnpError, match="cutoff"):
@@ -292,6 +343,22 @@ def test_input_data_begin_end_without_atoms_is_refused(tmp_path):
 
 
 # ------------------------------------------------------------------ other readers, Dataset
+
+
+@pytest.mark.parametrize("text,line,message", [
+    ("100000000\nProperties=species:S:1:pos:R:3\nO 0 0 0\n", 1, "announces 100000000 atoms"),
+    ("2147483648\nProperties=species:S:1:pos:R:3\nO 0 0 0\n", 1, "announces 2147483648"),
+    ("1\nProperties=species:S:1:pos:R:3:forces:R:100000000\nO 0 0 0 1 2 3\n", 2,
+     "100000000 columns"),
+    ("1\n\nO 0 0 0\nx\n", 4, "number of atoms"),
+], ids=["count-1e8", "count-2^31", "wide-property", "garbage-count"])
+def test_extxyz_headers_are_checked_before_ase_allocates(tmp_path, text, line, message):
+    """ASE allocated what the header announced: 100 s for 10⁸ atoms, forever for 2³¹."""
+    path = tmp_path / "bad.extxyz"
+    path.write_text(text)
+    with pytest.raises(InputFileError, match=message) as info:
+        read_structures(path)
+    assert f"line {line}" in str(info.value) and "\n" not in str(info.value)
 
 
 def test_extxyz_with_nan_energy_is_refused(tmp_path):

@@ -137,15 +137,50 @@ def _vesin_box(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff:
     return box, np.ascontiguousarray(shifted)
 
 
-def _ase_pairs(positions: np.ndarray, box: np.ndarray, pbc: np.ndarray, cutoff: float):
-    """Full pair list from ASE's NumPy neighbour list, for the grid shapes vesin cannot
-    handle (its cell-count rescaling halves counts and never reaches zero); slower than
-    vesin, so used only for such rare, extreme shapes."""
-    from ase.neighborlist import primitive_neighbor_list
+#: most image points the fallback neighbour list may build (atoms × periodic images)
+MAX_IMAGE_POINTS = 20_000_000
 
-    i, j, s = primitive_neighbor_list("ijS", pbc, box, positions, cutoff,
-                                      self_interaction=False)
-    return i, j, np.asarray(s, dtype=np.int64).reshape(-1, 3)
+
+def _image_pairs(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float,
+                 source: str = "structure"):
+    """Full pair list by replicating the wrapped atoms over every periodic image that can
+    hold a neighbour and querying a k-d tree (SciPy), for the cell shapes vesin's grid
+    cannot handle (a cell 10⁵ Å long and 0.2 Å thin, say: ASE's list took minutes and
+    gigabytes on those).
+
+    Positions are wrapped into the cell along periodic directions, x_i = w_i + o_i h;
+    along periodic direction k, images up to n_k = ⌈r_c/t_k⌉ (t_k: the distance between
+    the cell's faces) hold every neighbour, and an image w_j + s h of atom j is the pair
+    shift S = s − o_j + o_i of the unwrapped positions.  The work is bounded by
+    :data:`MAX_IMAGE_POINTS` (refused beyond; the validation layer has bounded the
+    density already).
+    """
+    import itertools
+
+    from scipy.spatial import cKDTree
+
+    from hdnnp.validation import cell_thickness
+
+    n = len(positions)
+    h = np.asarray(cell, dtype=np.float64)
+    counts = [int(np.ceil(cutoff / t)) if p else 0 for t, p in zip(cell_thickness(h), pbc)]
+    n_images = int(np.prod([2 * m + 1 for m in counts]))
+    if n * n_images > MAX_IMAGE_POINTS:
+        raise HdnnpError(f"{source}: the periodic cell is too thin for a {cutoff:g} Å cutoff: "
+                         f"{n_images} periodic images of {n} atoms would be needed")
+    frac = positions @ np.linalg.inv(h)
+    offsets = np.where(pbc, np.floor(frac), 0.0).astype(np.int64)
+    wrapped = positions - offsets @ h
+    shifts = np.array(list(itertools.product(*[range(-m, m + 1) for m in counts])),
+                      dtype=np.int64).reshape(-1, 3)
+    points = (wrapped[None, :, :] + (shifts @ h)[:, None, :]).reshape(-1, 3)
+    found = cKDTree(points).query_ball_point(wrapped, cutoff, return_sorted=True)
+    i = np.repeat(np.arange(n), [len(f) for f in found])
+    k = np.fromiter(itertools.chain.from_iterable(found), dtype=np.int64, count=len(i))
+    j, image = k % n, k // n
+    keep = (j != i) | (shifts[image] != 0).any(1)
+    i, j, image = i[keep], j[keep], image[keep]
+    return i, j, shifts[image] - offsets[j] + offsets[i]
 
 
 def _free_groups(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray,
@@ -168,16 +203,18 @@ def _free_groups(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray,
     return done
 
 
-def _pairs_of_group(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float):
-    """(i, j, S) of one group of atoms: vesin on a fully periodic box, or ASE's list for
-    the grid shapes vesin cannot handle."""
+def _pairs_of_group(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float,
+                    source: str = "structure"):
+    """(i, j, S) of one group of atoms: vesin on a fully periodic box, or
+    :func:`_image_pairs` for the grid shapes vesin cannot handle."""
     from vesin import NeighborList
 
     from hdnnp.validation import cell_thickness
 
-    box, positions = _vesin_box(positions, cell, pbc, cutoff)
+    box, shifted = _vesin_box(positions, cell, pbc, cutoff)
     if _vesin_grid_is_degenerate(cell_thickness(box), cutoff):
-        return _ase_pairs(positions, box, pbc, cutoff)
+        return _image_pairs(positions, cell, pbc, cutoff, source)
+    positions = shifted
     nl = NeighborList(cutoff=cutoff, full_list=True)
     i, j, s = nl.compute(points=positions, box=box, periodic=True, quantities="ijS")
     s = np.asarray(s, dtype=np.int64).reshape(-1, 3)
@@ -202,7 +239,7 @@ def neighbour_pairs(atoms: Atoms, cutoff: float, source: str | None = None
     so is a pair closer than :data:`hdnnp.validation.MIN_DISTANCE` (O(pairs), found in the
     list itself), whose descriptors would be NaN.
     vesin kills the process with SIGFPE on a NaN, inf or 1e300 cell and on grids it cannot
-    subdivide; structures of such a shape use ASE's neighbour list instead.
+    subdivide; structures of such a shape use :func:`_image_pairs` instead.
     """
     from hdnnp.validation import (
         MIN_DISTANCE,
@@ -225,10 +262,10 @@ def neighbour_pairs(atoms: Atoms, cutoff: float, source: str | None = None
     cell = effective_cell(atoms.cell.array, pbc)
     if pbc.all() or not _vesin_grid_is_degenerate(
             cell_thickness(_vesin_box(positions, cell, pbc, rc)[0]), rc):
-        parts = [_pairs_of_group(positions, cell, pbc, rc)]
+        parts = [_pairs_of_group(positions, cell, pbc, rc, source)]
     else:  # an outlying atom: split the structure at gaps wider than the cutoff
         parts = [(idx[gi], idx[gj], gs) for idx in _free_groups(positions, cell, pbc, rc)
-                 for gi, gj, gs in [_pairs_of_group(positions[idx], cell, pbc, rc)]]
+                 for gi, gj, gs in [_pairs_of_group(positions[idx], cell, pbc, rc, source)]]
     i = np.concatenate([p[0] for p in parts]).astype(np.int64)
     j = np.concatenate([p[1] for p in parts]).astype(np.int64)
     s = np.concatenate([p[2] for p in parts]).reshape(-1, 3)

@@ -104,6 +104,41 @@ def _iter_archive(path: Path) -> Iterator[Atoms]:
             yield parse_xsf(_text(fh.read(), f"{path}:{m.name}"), f"{path}:{m.name}")
 
 
+#: most columns an extxyz ``Properties`` entry may announce
+MAX_EXTXYZ_COLUMNS = 1000
+
+
+def check_extxyz_frames(text: str, path) -> None:
+    """Frame headers of an extxyz text checked before ASE parses it: every atom count an
+    integer that the remaining lines can hold, and no ``Properties`` entry wider than
+    :data:`MAX_EXTXYZ_COLUMNS` columns.  ASE allocates what a header announces first (a
+    count of 10⁸ on a three-line file took 100 s, 2³¹ never returned)."""
+    import re
+
+    lines = text.splitlines()
+    k = 0
+    while k < len(lines):
+        head = lines[k].strip()
+        if not head:
+            k += 1
+            continue
+        try:
+            n = int(head)
+        except ValueError:
+            raise InputFileError(path, f"expected the number of atoms, got {head[:40]!r}",
+                                 k + 1) from None
+        if n < 0 or n > len(lines) - k - 2:
+            raise InputFileError(path, f"the frame announces {n} atoms but "
+                                 f"{max(len(lines) - k - 2, 0)} lines follow", k + 1)
+        if k + 1 < len(lines):
+            m = re.search(r"Properties=(\S+)", lines[k + 1], re.IGNORECASE)
+            for width in (re.findall(r":[A-Za-z]:(\d+)", m.group(1)) if m else []):
+                if len(width) > 6 or int(width) > MAX_EXTXYZ_COLUMNS:
+                    raise InputFileError(path, f"a Properties entry announces {width[:12]} "
+                                         f"columns (at most {MAX_EXTXYZ_COLUMNS})", k + 2)
+        k += n + 2
+
+
 def iter_structures(path: str | Path, format: str | None = None, **kwargs) -> Iterator[Atoms]:
     """Iterate over the structures in ``path`` (see :func:`read_structures`)."""
     path = Path(path)
@@ -139,15 +174,21 @@ def iter_structures(path: str | Path, format: str | None = None, **kwargs) -> It
 
         comp = _compression(path)
         try:
-            if comp:
+            if comp or fmt == "extxyz":
                 # ase.io.read on a compressed path re-reads the stream for random access
                 # (minutes for a few MB); decompressing into memory takes a second
-                source = io.StringIO(_COMPRESSION[comp][0](path.read_bytes()).decode())
+                raw = _COMPRESSION[comp][0](path.read_bytes()) if comp else path.read_bytes()
+                text = _text(raw, str(path))
+                if fmt == "extxyz":
+                    check_extxyz_frames(text, path)
+                source = io.StringIO(text)
                 frames = ase.io.read(source, index=":", format="extxyz" if fmt == "extxyz"
                                      else ase.io.formats.filetype(path.stem, read=False))
             else:
                 frames = ase.io.read(path, index=":",
                                      format="extxyz" if fmt == "extxyz" else None)
+        except HdnnpError:
+            raise
         except Exception as exc:  # ASE raises many exception types for bad files
             raise InputFileError(path, f"cannot read structures ({exc.__class__.__name__}: "
                                  f"{exc})") from None
