@@ -153,6 +153,16 @@ class JacobianBucket:
         return JacobianBucket(**{f.name: conv(getattr(self, f.name)) for f in fields(self)})
 
 
+def _add_pair_forces(f: torch.Tensor, b: JacobianBucket, rad, vec) -> torch.Tensor:
+    """``f`` plus the forces of one bucket's pair terms ∂E/∂d_p: +∂E/∂d_p on the centre,
+    −∂E/∂d_p on the neighbour (d_p = x_j − x_i + S_p h)."""
+    if rad is not None:
+        f = f.index_add(0, b.radial_centres, rad).index_add(0, b.radial_neighbours, -rad)
+    if vec is not None:
+        f = f.index_add(0, b.vector_centres, vec).index_add(0, b.vector_neighbours, -vec)
+    return f
+
+
 @dataclass
 class PairJacobian:
     r"""Pair Jacobian :math:`\partial G_{i(p)f}/\partial\mathbf d_p` of a batch, one
@@ -176,22 +186,14 @@ class PairJacobian:
         """Forces −∂E/∂x ([N, 3]) from ∂E/∂G, without a per-pair intermediate."""
         f = torch.zeros(n_atoms, 3, dtype=de_dg.dtype, device=de_dg.device)
         for b in self.buckets:
-            rad, vec = b.pair_vectors(de_dg)
-            if rad is not None:
-                f = f.index_add(0, b.radial_centres, rad).index_add(0, b.radial_neighbours, -rad)
-            if vec is not None:
-                f = f.index_add(0, b.vector_centres, vec).index_add(0, b.vector_neighbours, -vec)
+            f = _add_pair_forces(f, b, *b.pair_vectors(de_dg))
         return f
 
     def forces_columns(self, de_dg: torch.Tensor, n_atoms: int) -> torch.Tensor:
         """:meth:`forces` of K columns at once: ``de_dg`` [N, F, K] → [N, 3, K]."""
         f = torch.zeros(n_atoms, 3, de_dg.shape[-1], dtype=de_dg.dtype, device=de_dg.device)
         for b in self.buckets:
-            rad, vec = b.pair_vectors_columns(de_dg)
-            if rad is not None:
-                f = f.index_add(0, b.radial_centres, rad).index_add(0, b.radial_neighbours, -rad)
-            if vec is not None:
-                f = f.index_add(0, b.vector_centres, vec).index_add(0, b.vector_neighbours, -vec)
+            f = _add_pair_forces(f, b, *b.pair_vectors_columns(de_dg))
         return f
 
     def transpose_forces(self, v: torch.Tensor, n_features: int) -> torch.Tensor:

@@ -235,24 +235,15 @@ class DataConfig(_Section):
         "fraction of train held out as the test set, in [0, 1)"))
     seed: Seed = Field(1, description="seed of sampling and train/test split")
 
-    @field_validator("length_unit")
+    @field_validator("length_unit", "energy_unit")
     @classmethod
-    def _length_unit(cls, value):
+    def _unit(cls, value, info):
         if value is not None:
-            from hdnnp.units import length_factor
-            try:
-                length_factor(value)
-            except HdnnpError as exc:
-                raise ValueError(str(exc)) from None
-        return value
+            from hdnnp.units import energy_factor, length_factor
 
-    @field_validator("energy_unit")
-    @classmethod
-    def _energy_unit(cls, value):
-        if value is not None:
-            from hdnnp.units import energy_factor
+            factor = length_factor if info.field_name == "length_unit" else energy_factor
             try:
-                energy_factor(value)
+                factor(value)
             except HdnnpError as exc:
                 raise ValueError(str(exc)) from None
         return value
