@@ -245,6 +245,14 @@ def test_unreadable_files_are_input_file_errors(tmp_path, name, text, expect):
     assert msg.startswith(str(path)) and expect in msg and "\n" not in msg, msg
 
 
+def test_blank_paths_are_refused():
+    """``train: ["  "]`` was accepted (found by the fuzz harness)."""
+    with pytest.raises(HdnnpError, match=r"data.train\[0\]: must not be empty or blank"):
+        TrainConfig.from_dict({"data": {"train": ["  "]}}, "c.yaml")
+    with pytest.raises(HdnnpError, match="output: must not be empty or blank"):
+        TrainConfig.from_dict({"output": " "}, "c.yaml")
+
+
 def test_old_run_config_json_still_loads_and_is_checked(tmp_path):
     # what TrainConfig.to_dict() wrote before the schema (dataclasses.asdict)
     old = {"data": {"train": ["bundled:graphene-A"], "test": [], "format": None,

@@ -361,6 +361,24 @@ def test_extxyz_headers_are_checked_before_ase_allocates(tmp_path, text, line, m
     assert f"line {line}" in str(info.value) and "\n" not in str(info.value)
 
 
+def test_fuzz_run_findings_are_one_line_errors(tmp_path):
+    """Found by the 51,000-input harness run: a 5000-digit atomic number in an XSF file
+    (ValueError), an n2p2 'n' column finite in hartree but not in eV (NaN accepted), and
+    an atom with tens of thousands of neighbours (a 3.8 GiB allocation)."""
+    xsf = tmp_path / "z.xsf"
+    xsf.write_text("ATOMS\n" + "1" * 5000 + " 0.0 0.0 0.0\n")
+    with pytest.raises(InputFileError, match="unknown element"):
+        read_structures(xsf)
+    data = tmp_path / "input.data"
+    data.write_text("begin\natom 0 0 0 O 0 1e308 0 0 0\natom 1.5 0 0 H 0 0 0 0 0\n"
+                    "energy -1\nend\n")
+    with pytest.raises(InputFileError, match="line 2: atom: the n column"):
+        list(read_input_data(data, length_unit="bohr", energy_unit="hartree"))
+    blob = Atoms("H3500", positions=np.random.default_rng(0).uniform(0, 14, (3500, 3)))
+    with pytest.raises(HdnnpError, match=r"neighbours within 6 Å \(at most 3000"):
+        neighbour_pairs(blob, 6.0)
+
+
 def test_extxyz_with_nan_energy_is_refused(tmp_path):
     path = tmp_path / "bad.extxyz"
     path.write_text('2\nProperties=species:S:1:pos:R:3 energy=nan pbc="F F F"\n'

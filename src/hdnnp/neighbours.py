@@ -237,11 +237,13 @@ def neighbour_pairs(atoms: Atoms, cutoff: float, source: str | None = None
     non-degenerate periodic cell) are checked first, O(N) NumPy work, and refused with an
     :class:`~hdnnp.errors.HdnnpError` naming ``source`` (default ``atoms.info["source"]``);
     so is a pair closer than :data:`hdnnp.validation.MIN_DISTANCE` (O(pairs), found in the
-    list itself), whose descriptors would be NaN.
+    list itself), whose descriptors would be NaN, and an atom with more than
+    :data:`hdnnp.validation.MAX_NEIGHBOURS_PER_ATOM` neighbours.
     vesin kills the process with SIGFPE on a NaN, inf or 1e300 cell and on grids it cannot
     subdivide; structures of such a shape use :func:`_image_pairs` instead.
     """
     from hdnnp.validation import (
+        MAX_NEIGHBOURS_PER_ATOM,
         MIN_DISTANCE,
         cell_thickness,
         check_cutoff,
@@ -271,6 +273,13 @@ def neighbour_pairs(atoms: Atoms, cutoff: float, source: str | None = None
     s = np.concatenate([p[2] for p in parts]).reshape(-1, 3)
     order = np.argsort(i, kind="stable")
     i, j, s = i[order], j[order], np.asarray(s, dtype=np.int64)[order]
+    if len(i):
+        counts = np.bincount(i, minlength=len(atoms))
+        worst = int(np.argmax(counts))
+        if counts[worst] > MAX_NEIGHBOURS_PER_ATOM:
+            raise HdnnpError(f"{source}: atom {worst + 1} has {int(counts[worst])} neighbours "
+                             f"within {rc:g} Å (at most {MAX_NEIGHBOURS_PER_ATOM}; a wrong "
+                             "unit, a collapsed cell or copies of atoms?)")
     if len(i):  # two atoms (or an atom and its image) on top of each other: NaN descriptors
         d2 = ((positions[j] + s @ cell - positions[i]) ** 2).sum(1)
         k = int(np.argmin(d2))

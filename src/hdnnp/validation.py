@@ -39,11 +39,13 @@ MAX_VOLUME_PER_ATOM = 1.0e6
 #: the neighbour list searches at most ``MAX_CUTOFF / MIN_CELL_THICKNESS`` = 300 cells in
 #: each direction (a thinner cell makes that search practically endless).
 MIN_CELL_THICKNESS = MIN_DISTANCE
-#: largest expected number of neighbours per atom of a periodic structure within the
-#: cutoff, ρ·(4/3)π·r_c³.  Dense solids (diamond, 0.18 atoms/Å³) have
-#: 2·10⁴ at the largest cutoff; more means a wrong unit or a collapsed cell, whose pair
-#: list would not fit in memory.
-MAX_NEIGHBOURS_PER_ATOM = 1.0e5
+#: largest number of neighbours of one atom within the cutoff: estimated as ρ·(4/3)π·r_c³
+#: for a periodic structure before its pair list is built, counted in the pair list of
+#: any structure after.  Dense solids (diamond, 0.18 atoms/Å³) have ≈ 1300 at 12 Å; an
+#: atom with 3000 neighbours already has 4.5·10⁶ triplets (≈ 300 MB in the descriptor
+#: engine), so more means a wrong unit, a collapsed cell or copies of atoms, whose
+#: descriptors would not fit in memory.
+MAX_NEIGHBOURS_PER_ATOM = 3000
 #: smallest sine of the angle between a cell vector and the plane of the other two;
 #: flatter cells are degenerate (their inverse, needed for fractional coordinates, is
 #: numerically meaningless)

@@ -149,6 +149,7 @@ def _structure(path, block, k, begin_line, end_line, lf, ef, fe) -> Atoms:
     lattice, symbols, pos, charges, extra, forces = [], [], [], [], [], []
     energy = energy_line = None
     total_charge = None
+    atom_lines: list[int] = []
     for lineno, raw in block:
         f = raw.split()
         key = f[0]
@@ -163,6 +164,7 @@ def _structure(path, block, k, begin_line, end_line, lf, ef, fe) -> Atoms:
                 raise InputFileError(path, "atom coordinates out of range (at most "
                                      f"{MAX_COORDINATE:g} Å in magnitude)", lineno)
             symbols.append(f[4])
+            atom_lines.append(lineno)
             pos.append(vals[0:3])
             charges.append(vals[3])
             extra.append(vals[4])
@@ -206,7 +208,12 @@ def _structure(path, block, k, begin_line, end_line, lf, ef, fe) -> Atoms:
                   positions=np.asarray(pos, dtype=np.float64).reshape(-1, 3) * lf,
                   cell=np.asarray(lattice, dtype=np.float64) * lf if pbc else None, pbc=pbc)
     atoms.set_initial_charges(np.asarray(charges, dtype=np.float64))
-    atoms.arrays["n2p2_n"] = np.asarray(extra, dtype=np.float64) * ef
+    n_values = np.asarray(extra, dtype=np.float64) * ef
+    if not np.isfinite(n_values).all():  # finite in the file, beyond float range in eV
+        bad = int(np.flatnonzero(~np.isfinite(n_values))[0])
+        raise InputFileError(path, "atom: the n column is out of range after conversion to "
+                             "eV", atom_lines[bad])
+    atoms.arrays["n2p2_n"] = n_values
     if comment is not None:
         atoms.info["comment"] = comment
     if total_charge is not None:

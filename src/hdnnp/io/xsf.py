@@ -59,7 +59,7 @@ def _float(tok: str, source: str, line: int, what: str, bound: float | None = No
 
 def _element(tok: str, source: str, line: int) -> str:
     if tok.isdigit():
-        z = int(tok)
+        z = int(tok) if len(tok) < 6 else 0  # a 5000-digit number is no atomic number
         if 0 < z < len(chemical_symbols):
             return chemical_symbols[z]
     sym = tok[:1].upper() + tok[1:].lower()
