@@ -374,7 +374,8 @@ def test_fuzz_run_findings_are_one_line_errors(tmp_path):
                     "energy -1\nend\n")
     with pytest.raises(InputFileError, match="line 2: atom: the n column"):
         list(read_input_data(data, length_unit="bohr", energy_unit="hartree"))
-    blob = Atoms("H3500", positions=np.random.default_rng(0).uniform(0, 14, (3500, 3)))
+    grid = np.stack(np.meshgrid(*[np.arange(16) * 0.3] * 3), -1).reshape(-1, 3)
+    blob = Atoms(f"H{len(grid)}", positions=grid)  # 0.3 Å apart: 4095 neighbours each
     with pytest.raises(HdnnpError, match=r"neighbours within 6 Å \(at most 3000"):
         neighbour_pairs(blob, 6.0)
 

@@ -208,7 +208,8 @@ def _structure(path, block, k, begin_line, end_line, lf, ef, fe) -> Atoms:
                   positions=np.asarray(pos, dtype=np.float64).reshape(-1, 3) * lf,
                   cell=np.asarray(lattice, dtype=np.float64) * lf if pbc else None, pbc=pbc)
     atoms.set_initial_charges(np.asarray(charges, dtype=np.float64))
-    n_values = np.asarray(extra, dtype=np.float64) * ef
+    with np.errstate(over="ignore"):
+        n_values = np.asarray(extra, dtype=np.float64) * ef
     if not np.isfinite(n_values).all():  # finite in the file, beyond float range in eV
         bad = int(np.flatnonzero(~np.isfinite(n_values))[0])
         raise InputFileError(path, "atom: the n column is out of range after conversion to "
