@@ -361,7 +361,7 @@ def test_extxyz_headers_are_checked_before_ase_allocates(tmp_path, text, line, m
     assert f"line {line}" in str(info.value) and "\n" not in str(info.value)
 
 
-def test_fuzz_run_findings_are_one_line_errors(tmp_path):
+def test_fuzz_run_findings_are_one_line_errors(tmp_path, monkeypatch):
     """Found by the 51,000-input harness run: a 5000-digit atomic number in an XSF file
     (ValueError), an n2p2 'n' column finite in hartree but not in eV (NaN accepted), and
     an atom with tens of thousands of neighbours (a 3.8 GiB allocation)."""
@@ -374,9 +374,12 @@ def test_fuzz_run_findings_are_one_line_errors(tmp_path):
                     "energy -1\nend\n")
     with pytest.raises(InputFileError, match="line 2: atom: the n column"):
         list(read_input_data(data, length_unit="bohr", energy_unit="hartree"))
-    grid = np.stack(np.meshgrid(*[np.arange(16) * 0.3] * 3), -1).reshape(-1, 3)
-    blob = Atoms(f"H{len(grid)}", positions=grid)  # 0.3 Å apart: 4095 neighbours each
-    with pytest.raises(HdnnpError, match=r"neighbours within 6 Å \(at most 3000"):
+    import hdnnp.validation
+
+    monkeypatch.setattr(hdnnp.validation, "MAX_NEIGHBOURS_PER_ATOM", 50)  # 3000 in use
+    grid = np.stack(np.meshgrid(*[np.arange(5) * 0.3] * 3), -1).reshape(-1, 3)
+    blob = Atoms(f"H{len(grid)}", positions=grid)  # 0.3 Å apart: 124 neighbours each
+    with pytest.raises(HdnnpError, match=r"124 neighbours within 6 Å \(at most 50"):
         neighbour_pairs(blob, 6.0)
 
 
