@@ -332,8 +332,14 @@ def _duplicate_line(data: bytes, prefix: bytes, k: int = 1) -> bytes:
 def test_xsf_mutated_files(fuzz_dir, data, cutoff):
     path = fuzz_dir / "mutated.xsf"
     path.write_bytes(data)
+    _read_and_check(path, cutoff)
+
+
+def _read_and_check(path, cutoff, **read_options) -> None:
+    """Read ``path``: a one-line error naming it, or finite structures whose neighbour
+    lists agree with brute force."""
     try:
-        structures = read_structures(path)
+        structures = read_structures(path, **read_options)
     except HdnnpError as exc:
         _check_error(exc, str(path))
         return
@@ -430,14 +436,7 @@ def test_extxyz_of_random_geometry(fuzz_dir, geometry, energy, cutoff, data):
                               [])[0].decode(errors="replace")
     path = fuzz_dir / "fuzz.extxyz"
     path.write_text(text)
-    try:
-        structures = read_structures(path, format="extxyz")
-    except HdnnpError as exc:
-        _check_error(exc, str(path))
-        return
-    for atoms in structures:
-        _check_structure(atoms)
-        _check_neighbours(atoms, cutoff)
+    _read_and_check(path, cutoff, format="extxyz")
 
 
 # ------------------------------------------------------------------------ calculator
