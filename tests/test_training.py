@@ -243,3 +243,24 @@ def test_init_model_starts_from_a_trained_potential(emt_file, tmp_path):
             "descriptor": {"kind": "chebyshev", "cutoff": 4.0, "size": 2},
             "training": {"epochs": 1, "init_model": str(first / "model.json")}}),
             progress=False, log=None).run()
+
+
+def test_resume_extends_a_finished_run_and_refuses_other_flags(tmp_path, capsys):
+    """``--resume RUN --epochs N`` used to ignore --epochs silently (issue 11, item 3)."""
+    run = tmp_path / "run"
+    base = ["train", "bundled:graphene-A", "--n-structures", "30", "--descriptor", "chebyshev",
+            "--radial", "4.0", "4", "--angular", "3.0", "2", "--hidden", "4",
+            "--epochs", "2", "--threads", "1", "--quiet", "-o", str(run)]
+    assert main(base) == 0
+    assert main(["train", "--resume", str(run), "--epochs", "5", "--quiet"]) == 0
+    epochs = [json.loads(line)["epoch"] for line in (run / "log.jsonl").read_text().split("\n")
+              if line.strip()]
+    assert epochs == [1, 2, 3, 4, 5]
+    assert json.loads((run / "config.json").read_text())["training"]["epochs"] == 5
+    assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 5
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--epochs", "3", "--quiet"]) == 2
+    assert "has run 5 epochs already" in capsys.readouterr().err
+    assert main(["train", "--resume", str(run), "--learning-rate", "0.1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--learning-rate cannot apply" in err and err.count("\n") == 1

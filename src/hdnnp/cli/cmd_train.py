@@ -21,8 +21,9 @@ EXAMPLES = """\
   hdnnp train bundled:graphene-A --descriptor behler --cutoff 6.0 --size 8 -o runs/graphene
   # a committee of 4 members (seeds 1-4), two trained at a time, one thread each
   hdnnp train bundled:graphene-A --committee 4 --jobs 2 -o runs/graphene-committee
-  # continue an interrupted run
+  # continue an interrupted run, or extend a finished one to 900 epochs
   hdnnp train --resume runs/tio2
+  hdnnp train --resume runs/tio2 --epochs 900
 """
 
 
@@ -168,6 +169,21 @@ def config_from_args(args) -> dict:
     return cfg
 
 
+#: flags that a resumed run takes (everything else is fixed by its config.json)
+RESUME_FLAGS = {"resume", "epochs", "quiet", "func", "help_config", "command"}
+
+
+def _refuse_flags_of_a_resumed_run(args) -> None:
+    """A flag that cannot apply to a resumed run is an error, never silently ignored."""
+    given = sorted(k for k, v in vars(args).items()
+                   if k not in RESUME_FLAGS and v not in (None, False, []))
+    if given:
+        flags = ", ".join("--" + k.replace("_", "-") if k != "data" else "data files"
+                          for k in given)
+        raise HdnnpError(f"--resume continues {args.resume} with its own configuration; "
+                         f"{flags} cannot apply to it (only --epochs extends it)")
+
+
 def run(args) -> int:
     from hdnnp.training.config import TrainConfig, describe_schema
 
@@ -177,8 +193,9 @@ def run(args) -> int:
     from hdnnp.training.trainer import Trainer, raise_if_interrupted
 
     if args.resume:
+        _refuse_flags_of_a_resumed_run(args)
         cfg = TrainConfig.from_dict({"output": args.resume})
-        trainer = Trainer(cfg, resume=True, progress=not args.quiet)
+        trainer = Trainer(cfg, resume=True, progress=not args.quiet, epochs=args.epochs)
     else:
         cfg = TrainConfig.from_dict(config_from_args(args), "command line")
         if not cfg.data.train:

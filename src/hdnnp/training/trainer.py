@@ -238,10 +238,13 @@ class Trainer:
     """
 
     def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True,
-                 log=print):
+                 log=print, epochs: int | None = None):
         self.cfg = cfg
         self.run_dir = Path(cfg.output)
         self.resume = resume
+        #: with ``resume``: run until this many epochs of the main optimizer (extends a
+        #: finished run; the log continues without a gap or a repeated epoch)
+        self.resume_epochs = epochs
         self.progress = progress
         self.log = log or (lambda *a, **k: None)
         oc = cfg.training
@@ -309,6 +312,22 @@ class Trainer:
         if oc.init_model:
             self._load_initial_model(oc.init_model)
         self.rng = rng
+
+    def _extend(self, epochs: int) -> None:
+        """Set the main optimizer's epochs of a resumed run (refused where it cannot apply)."""
+        oc = self.cfg.training
+        if oc.committee > 1:
+            raise HdnnpError(f"{self.run_dir}: --epochs cannot extend a committee run yet; "
+                             "resume it without --epochs")
+        if oc.refine_epochs:
+            raise HdnnpError(f"{self.run_dir}: --epochs cannot extend a run with an L-BFGS "
+                             f"refinement (refine_epochs = {oc.refine_epochs} follow the main "
+                             "epochs); start a new run with --init-model")
+        try:
+            oc.epochs = epochs
+        except Exception as exc:  # pydantic's ValidationError: the schema's range
+            raise HdnnpError(f"--epochs {epochs}: {str(exc).splitlines()[-1].strip()}") \
+                from None
 
     def _load_initial_model(self, path) -> None:
         """Copy weights and normalisation from a potential with the same set-up."""
@@ -514,6 +533,8 @@ class Trainer:
             if saved.exists():
                 self.cfg = TrainConfig.from_dict(json.loads(saved.read_text()), str(saved))
                 self.cfg.output = str(run_dir)  # where it is now, not where it was started
+            if self.resume_epochs is not None:
+                self._extend(self.resume_epochs)
         cfg, oc = self.cfg, self.cfg.training
         if oc.committee > 1:
             from hdnnp.training.committee import train_committee
@@ -541,6 +562,9 @@ class Trainer:
                 log_lines = [ln for ln in log_path.read_text().splitlines()
                              if ln.strip() and json.loads(ln)["epoch"] <= start_epoch]
             self.log(f"resuming {run_dir} after epoch {start_epoch}")
+            if self.resume_epochs is not None and start_epoch > oc.epochs:
+                raise HdnnpError(f"{run_dir} has run {start_epoch} epochs already; --epochs "
+                                 f"{oc.epochs} would not add any")
 
         total_epochs = oc.epochs + oc.refine_epochs
         epochs = range(start_epoch + 1, total_epochs + 1)
