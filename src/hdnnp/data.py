@@ -245,6 +245,33 @@ def load_dataset(spec: str | Path, format: str | None = None, **read_options) ->
     return ds
 
 
+def load_datasets(specs: Sequence[str | Path], format: str | None = None,
+                  length_unit: str | float | None = None, energy_unit: str | float | None = None,
+                  require_energies: bool = False) -> Dataset:
+    """One data set from several sources (each as :func:`load_dataset` takes it), in
+    order; the loader of ``hdnnp train`` and ``hdnnp data``.
+
+    ``length_unit``/``energy_unit`` apply to n2p2 ``input.data`` files (other formats are
+    in Å and eV); ``require_energies`` refuses structures without a reference energy.
+    """
+    from hdnnp.io import guess_format
+
+    parts = []
+    for spec in specs:
+        kw = {}
+        if not str(spec).startswith("bundled:") and (format or guess_format(spec)) == "n2p2":
+            kw = {"length_unit": length_unit, "energy_unit": energy_unit}
+        parts.append(load_dataset(spec, format, **kw))
+    if not parts:
+        raise HdnnpError("no data given")
+    ds = parts[0]
+    for other in parts[1:]:
+        ds = ds + other
+    if require_energies:
+        ds.require_energies()
+    return ds
+
+
 # ------------------------------------------------------------------ reference energies in files
 #: ``info`` key prefix under which written structures carry the isolated-atom reference
 #: energies (eV) of their data set: ``reference_energy_Ti=-1604.6`` in an extxyz comment

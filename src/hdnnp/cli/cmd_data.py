@@ -25,14 +25,11 @@ def read_inputs(inputs: Sequence[str], reference_energies: dict | None = None):
     the ``reference_energy_<El>`` entries that :func:`hdnnp.data.save_dataset` writes
     into extxyz files, a ``.db`` file's metadata); ``reference_energies`` overrides them.
     """
-    from hdnnp.data import load_dataset
+    from hdnnp.data import load_datasets
 
-    total = None
-    for name in inputs:
-        ds = load_dataset(name)
-        total = ds if total is None else total + ds
-    if total is None:
+    if not inputs:
         raise HdnnpError("no input given")
+    total = load_datasets(inputs)
     if reference_energies:
         total.reference_energies.update(reference_energies)
     return total

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from hdnnp import __version__
-from hdnnp.data import Dataset
+from hdnnp.data import Dataset, load_datasets
 from hdnnp.descriptors import default_descriptor, descriptor_from_config
 from hdnnp.errors import HdnnpError
 from hdnnp.fileio import atomic_path, atomic_write_text
@@ -112,33 +112,13 @@ FORCE_KEYS = ("force_mae_meV_per_A", "force_rmse_meV_per_A")
 
 
 # --------------------------------------------------------------------------- data
-def load_dataset(paths, fmt=None, length_unit=None, energy_unit=None) -> Dataset:
-    """One data set from several files, labelling databases or ``bundled:NAME`` entries.
-
-    ``length_unit``/``energy_unit`` apply to n2p2 ``input.data`` files.
-    """
-    from hdnnp.data import load_dataset as load_one
-    from hdnnp.io import guess_format
-
-    parts = []
-    for p in paths:
-        kw = {}
-        if not str(p).startswith("bundled:") and (fmt or guess_format(p)) == "n2p2":
-            kw = {"length_unit": length_unit, "energy_unit": energy_unit}
-        parts.append(load_one(p, fmt, **kw))
-    if not parts:
-        raise HdnnpError("no training data given (data.train is empty)")
-    ds = parts[0]
-    for other in parts[1:]:
-        ds = ds + other
-    ds.require_energies()
-    return ds
-
-
 def prepare_data(cfg: TrainConfig) -> tuple[Dataset, Dataset, dict]:
     """Training and test sets after filtering, sampling and splitting, plus a summary."""
     dc = cfg.data
-    ds = load_dataset(dc.train, dc.format, dc.length_unit, dc.energy_unit)
+    if not dc.train:
+        raise HdnnpError("no training data given (data.train is empty)")
+    ds = load_datasets(dc.train, dc.format, dc.length_unit, dc.energy_unit,
+                       require_energies=True)
     if dc.reference_energies is not None:
         ds.reference_energies = {k: float(v) for k, v in dc.reference_energies.items()}
     missing = [e for e in ds.elements if e not in ds.reference_energies]
@@ -154,7 +134,8 @@ def prepare_data(cfg: TrainConfig) -> tuple[Dataset, Dataset, dict]:
     if dc.n_structures is not None:
         ds = ds.sample(dc.n_structures, seed=dc.seed)
     if dc.test:
-        test = load_dataset(dc.test, dc.format, dc.length_unit, dc.energy_unit)
+        test = load_datasets(dc.test, dc.format, dc.length_unit, dc.energy_unit,
+                             require_energies=True)
         test.reference_energies = dict(ds.reference_energies)
         train = ds
     else:
