@@ -280,7 +280,7 @@ def neighbour_pairs(atoms: Atoms, cutoff: float, source: str | None = None
             raise HdnnpError(f"{source}: atom {worst + 1} has {int(counts[worst])} neighbours "
                              f"within {rc:g} Å (at most {MAX_NEIGHBOURS_PER_ATOM}; a wrong "
                              "unit, a collapsed cell or copies of atoms?)")
-    if len(i):  # two atoms (or an atom and its image) on top of each other: NaN descriptors
+        # two atoms (or an atom and its image) on top of each other: NaN descriptors
         d2 = ((positions[j] + s @ cell - positions[i]) ** 2).sum(1)
         k = int(np.argmin(d2))
         if d2[k] < MIN_DISTANCE**2:

@@ -156,13 +156,13 @@ class LevenbergMarquardt:
                 step = torch.cholesky_solve(-g.unsqueeze(1), chol).squeeze(1)
                 if bool(torch.isfinite(step).all()):
                     self.layout.set(self.model, w0 + step)
-                    loss1 = self._loss(fs, blocks, a_e, a_f)
+                    acc = ErrorAccumulator()  # the trial's errors are the epoch's if kept
+                    loss1 = self._loss(fs, blocks, a_e, a_f, acc)
                     if math.isfinite(loss1) and loss1 < loss0:
                         self.mu = max(self.mu * self.mu_decrease, self.mu_min)
-                        break
+                        return loss1, acc.result()
             self.mu *= self.mu_increase
-        else:
-            self.layout.set(self.model, w0)
+        self.layout.set(self.model, w0)  # no step lowered the loss: keep the weights
         acc = ErrorAccumulator()
         return self._loss(fs, blocks, a_e, a_f, acc), acc.result()
 
