@@ -228,15 +228,7 @@ class Trainer:
         self.resume_epochs = epochs
         self.progress = progress
         self.log = log or (lambda *a, **k: None)
-        oc = cfg.training
-        if not 0.0 <= oc.force_fraction <= 1.0:
-            raise HdnnpError("force_fraction must be within [0, 1]")
-        if oc.committee < 1 or oc.jobs < 1:
-            raise HdnnpError("committee and jobs must be at least 1")
-        if oc.epochs < 0 or oc.refine_epochs < 0 or oc.epochs + oc.refine_epochs < 1:
-            raise HdnnpError(f"training.epochs = {oc.epochs} and training.refine_epochs = "
-                             f"{oc.refine_epochs}: a run needs at least one epoch (and "
-                             "neither may be negative)")
+        oc = cfg.training  # ranges (epochs, fractions, committee, ...): the schema's
         self.device = resolve_device(oc.device)
         self.dtype = getattr(torch, oc.dtype)
         self.jacobian_dtype = getattr(torch, oc.jacobian_dtype)
