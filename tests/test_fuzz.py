@@ -335,17 +335,18 @@ def test_xsf_mutated_files(fuzz_dir, data, cutoff):
     _read_and_check(path, cutoff)
 
 
-def _read_and_check(path, cutoff, **read_options) -> None:
-    """Read ``path``: a one-line error naming it, or finite structures whose neighbour
-    lists agree with brute force."""
+def _read_and_check(path, cutoff, read=read_structures, **read_options) -> list:
+    """Read ``path`` with ``read``: a one-line error naming it (→ []), or finite
+    structures whose neighbour lists agree with brute force (returned)."""
     try:
-        structures = read_structures(path, **read_options)
+        structures = list(read(path, **read_options))
     except HdnnpError as exc:
         _check_error(exc, str(path))
-        return
+        return []
     for atoms in structures:
         _check_structure(atoms)
         _check_neighbours(atoms, cutoff)
+    return structures
 
 
 @pytest.fixture(scope="module")
@@ -378,15 +379,9 @@ def test_n2p2_data_of_random_geometry(fuzz_dir, geometry, periodic, energy, unit
     forces = [data.draw(st.lists(small_float, min_size=3, max_size=3)) for _ in symbols]
     path = fuzz_dir / "input.data"
     path.write_text(_n2p2_text(symbols, pos, cell, periodic, energy, forces))
-    try:
-        structures = list(read_input_data(path, length_unit=units[0], energy_unit=units[1]))
-    except HdnnpError as exc:
-        _check_error(exc, str(path))
-        return
-    for atoms in structures:
-        _check_structure(atoms)
+    for atoms in _read_and_check(path, cutoff, read_input_data, length_unit=units[0],
+                                 energy_unit=units[1]):
         assert np.isfinite(atoms.get_initial_charges()).all()
-        _check_neighbours(atoms, cutoff)
 
 
 N2P2_SEEDS = [d for _, d in harness.n2p2_data_seeds(shared=False)]
@@ -399,14 +394,7 @@ N2P2_SEEDS = [d for _, d in harness.n2p2_data_seeds(shared=False)]
 def test_n2p2_data_mutated_files(fuzz_dir, data, cutoff):
     path = fuzz_dir / "mutated.data"
     path.write_bytes(data)
-    try:
-        structures = list(read_input_data(path, length_unit="bohr", energy_unit="hartree"))
-    except HdnnpError as exc:
-        _check_error(exc, str(path))
-        return
-    for atoms in structures:
-        _check_structure(atoms)
-        _check_neighbours(atoms, cutoff)
+    _read_and_check(path, cutoff, read_input_data, length_unit="bohr", energy_unit="hartree")
 
 
 # ---------------------------------------------------------------------------- extxyz
