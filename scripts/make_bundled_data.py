@@ -81,7 +81,7 @@ def hdnnp(argv: list[str], log: list[str]) -> None:
 
 def make(material: str, workdir: Path, workers: int) -> None:
     from hdnnp.cli.cmd_data import dataset_summary
-    from hdnnp.labelling import failures, job_metadata, load_labelled
+    from hdnnp.reference_data.labelling import failures, job_metadata, load_labelled
 
     rec = RECIPES[material]
     workdir.mkdir(parents=True, exist_ok=True)

@@ -98,7 +98,7 @@ def test_scan_writes_figure_and_json(tmp_path, model_file, structure_file, capsy
 
 
 def test_scan_with_ase_reference(tmp_path, model_file, structure_file, capsys):
-    pytest.importorskip("hdnnp.reference")
+    pytest.importorskip("hdnnp.reference_data.calculators")
     js = tmp_path / "scan.json"
     code = main(["scan", str(model_file), str(structure_file), "--factors=-0.02,0,0.02",
                  "--reference", "emt", "-o", "none", "--json", str(js)])
@@ -115,7 +115,7 @@ def test_scan_with_ase_reference(tmp_path, model_file, structure_file, capsys):
 ])
 def test_scan_errors(args, message, tmp_path, model_file, structure_file, capsys):
     if "--reference" in args:
-        pytest.importorskip("hdnnp.reference")
+        pytest.importorskip("hdnnp.reference_data.calculators")
     code = main(["scan", str(model_file), str(structure_file), "-o",
                  str(tmp_path / "s.png"), *args])
     assert code == 2

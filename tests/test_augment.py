@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from ase.geometry import get_distances
 
-from hdnnp import augment as aug
-from hdnnp import structures as st
 from hdnnp.errors import HdnnpError
+from hdnnp.reference_data import augment as aug
+from hdnnp.reference_data import structures as st
 
 
 def _all_distances(atoms):

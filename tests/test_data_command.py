@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from hdnnp import structures as st
 from hdnnp.bundled import bundled_metadata, list_bundled_datasets, load_bundled_dataset
 from hdnnp.cli import main
 from hdnnp.errors import HdnnpError
+from hdnnp.reference_data import structures as st
 
 
 @pytest.fixture
@@ -152,7 +152,7 @@ def test_build_sample_augment_commands(tmp_path, capsys):
     assert main(["augment", str(g), "--scale-grid", "-0.1", "0", "0.1", "--tilt", "0.05",
                  "--rattle", "0.02", "--copies", "2", "-o", str(aug)]) == 0
     assert len(read_structures(aug)) == 3 + 1 + 2
-    from hdnnp.forcefields import lammps_available
+    from hdnnp.reference_data.forcefields import lammps_available
 
     if lammps_available():
         md = tmp_path / "md.extxyz"

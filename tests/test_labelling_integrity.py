@@ -21,8 +21,8 @@ from ase.db import connect
 from hdnnp.cli import main
 from hdnnp.data import load_dataset
 from hdnnp.errors import HdnnpError
-from hdnnp.labelling import duplicate_keys, label, load_labelled
-from hdnnp.reference import ReferenceSettings, check_calculator_files
+from hdnnp.reference_data.calculators import ReferenceSettings, check_calculator_files
+from hdnnp.reference_data.labelling import duplicate_keys, label, load_labelled
 
 EMT = ReferenceSettings(method="emt")  # the cheapest method ASE has: microseconds each
 
@@ -53,10 +53,10 @@ def test_two_processes_label_each_structure_once(tmp_path):
     go = tmp_path / "go"
     script = textwrap.dedent(f"""
         import os, sys, time
-        import hdnnp.labelling as lab
+        import hdnnp.reference_data.labelling as lab
         from hdnnp.io import read_structures
-        from hdnnp.labelling import label
-        from hdnnp.reference import ReferenceSettings, single_point
+        from hdnnp.reference_data.labelling import label
+        from hdnnp.reference_data.calculators import ReferenceSettings, single_point
 
         def slow_single_point(atoms, settings):  # a real method takes a while
             time.sleep(0.02)
@@ -147,9 +147,9 @@ def test_cli_label_cooperates_with_a_finished_writer(tmp_path, capsys):
 
 
 def test_label_exit_status_is_1_when_structures_failed(tmp_path, monkeypatch, capsys):
-    import hdnnp.labelling as lab
+    import hdnnp.reference_data.labelling as lab
     from hdnnp.io import write_structures
-    from hdnnp.reference import SCFError
+    from hdnnp.reference_data.calculators import SCFError
 
     inp = tmp_path / "in.extxyz"
     write_structures(inp, _copper(3))

@@ -22,7 +22,7 @@ from urllib.parse import quote
 import pytest
 
 from hdnnp.errors import HdnnpError
-from hdnnp.labelling import connect, label, load_labelled
+from hdnnp.reference_data.labelling import connect, label, load_labelled
 from test_labelling_integrity import EMT, _copper
 
 PORT = 54000 + os.getpid() % 1000
@@ -105,9 +105,9 @@ def test_postgresql_two_writers_store_each_structure_once(postgres_url, tmp_path
     script = textwrap.dedent(f"""
         import os, sys, time
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        import hdnnp.labelling as lab
-        from hdnnp.labelling import label
-        from hdnnp.reference import single_point
+        import hdnnp.reference_data.labelling as lab
+        from hdnnp.reference_data.labelling import label
+        from hdnnp.reference_data.calculators import single_point
         from test_labelling_integrity import EMT, _copper
 
         def slow_single_point(atoms, settings):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from hdnnp import structures as st
 from hdnnp.errors import HdnnpError, MissingDependencyError
-from hdnnp.reference import (
+from hdnnp.reference_data import structures as st
+from hdnnp.reference_data.calculators import (
     ReferenceSettings,
     SCFError,
     check_elements,

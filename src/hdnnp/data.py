@@ -228,7 +228,7 @@ def load_dataset(spec: str | Path, format: str | None = None, **read_options) ->
     if not path.exists() and not is_url:
         raise HdnnpError(f"{text}: no such file, directory or bundled data set")
     if path.suffix == ".db" or is_url:
-        from hdnnp.labelling import is_labelling_database, load_labelled
+        from hdnnp.reference_data.labelling import is_labelling_database, load_labelled
 
         if is_labelling_database(text):
             return load_labelled(text)

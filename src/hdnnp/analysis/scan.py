@@ -158,8 +158,8 @@ def scaling_scan(calculator, atoms: Atoms, factors: ArrayLike | Sequence[float],
         Scaling factors (thesis: :math:`f \\in [-0.10, 0.10]`), each > −1.
     reference_calculator:
         Optional ASE calculator of the reference method (e.g. GFN1-xTB from
-        :mod:`hdnnp.reference`).  A structure on which it fails (e.g. no SCF
-        convergence) gets NaN and a warning.
+        :mod:`hdnnp.reference_data.calculators`).  A structure on which it fails (e.g.
+        no SCF convergence) gets NaN and a warning.
     reference_energies:
         Isolated-atom energies :math:`E_Z^\\mathrm{ref}` (eV per element) subtracted
         from the total energies of both the model and the reference method.  Default:

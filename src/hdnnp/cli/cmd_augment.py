@@ -54,10 +54,10 @@ def register(sub) -> None:
 def run(args) -> int:
     import numpy as np
 
-    from hdnnp import augment as aug
     from hdnnp.cli.cmd_data import read_inputs
     from hdnnp.data import save_dataset
     from hdnnp.errors import HdnnpError
+    from hdnnp.reference_data import augment as aug
 
     structs = [a.copy() for a in read_inputs(args.inputs).structures]
     for a in structs:

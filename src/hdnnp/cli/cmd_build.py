@@ -13,7 +13,8 @@ def register(sub) -> None:
         description=textwrap.fill(
             "Build graphene, hBN, diamond, cBN, alpha-quartz, the 2D silica bilayer, "
                     "TiO2 rutile/anatase/brookite or the H2 dimer from published lattice "
-                    "parameters (sources in 'hdnnp build --list' and hdnnp.structures), as a "
+                    "parameters (sources in 'hdnnp build --list' and "
+                    "hdnnp.reference_data.structures), as a "
                     "supercell of any size.  Sheets have a fixed 20 A cell height.  With "
                     "--relax the positions and cell (in-plane for sheets) are relaxed with a "
                     "reference method, a force field or any ASE calculator.", 88),
@@ -38,8 +39,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from hdnnp import structures
     from hdnnp.errors import HdnnpError
+    from hdnnp.reference_data import structures
 
     if args.list:
         for name, fn in structures.BUILDERS.items():
@@ -52,11 +53,11 @@ def run(args) -> int:
     kwargs = {"distance": args.distance} if args.distance is not None else {}
     atoms = structures.build(args.material, tuple(args.repeat), **kwargs)
     if args.relax:
-        from hdnnp.sampling import resolve_sampler
+        from hdnnp.reference_data.sampling import resolve_sampler
 
         smp = resolve_sampler(args.relax, atoms)
         if smp.forcefield is not None:
-            from hdnnp.forcefields import ForceFieldCalculator
+            from hdnnp.reference_data.forcefields import ForceFieldCalculator
 
             calc = ForceFieldCalculator(smp.forcefield)
         else:

@@ -59,8 +59,8 @@ def run(args) -> int:
 
     from hdnnp.cli.cmd_data import read_inputs
     from hdnnp.errors import HdnnpError
-    from hdnnp.labelling import label, load_labelled
-    from hdnnp.reference import ReferenceSettings
+    from hdnnp.reference_data.calculators import ReferenceSettings
+    from hdnnp.reference_data.labelling import label, load_labelled
 
     try:
         kwargs = json.loads(args.calculator_kwargs)

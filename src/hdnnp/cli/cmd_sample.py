@@ -59,7 +59,7 @@ def run(args) -> int:
     from hdnnp.errors import HdnnpError
 
     if args.list_samplers:
-        from hdnnp.forcefields import DEFAULT_FORCE_FIELD, FORCE_FIELDS
+        from hdnnp.reference_data.forcefields import DEFAULT_FORCE_FIELD, FORCE_FIELDS
 
         for name, ff in FORCE_FIELDS.items():
             mats = [m for m, f in DEFAULT_FORCE_FIELD.items() if f == name]
@@ -71,14 +71,14 @@ def run(args) -> int:
         raise HdnnpError("give a structure file or material name")
     if not args.output:
         raise HdnnpError("give an output file with -o")
-    from hdnnp.sampling import SamplingSettings, sample_nvt
+    from hdnnp.reference_data.sampling import SamplingSettings, sample_nvt
 
     if Path(args.structure).exists():
         from hdnnp.io import read_structures
 
         atoms = read_structures(args.structure)[0]
     else:
-        from hdnnp.structures import build
+        from hdnnp.reference_data.structures import build
 
         atoms = build(args.structure, tuple(args.repeat))
     settings = SamplingSettings(temperatures=args.temperatures, n_snapshots=args.snapshots,

@@ -66,15 +66,15 @@ def _reference_calculator(method: str, symbols, own_atoms: bool):
     from hdnnp.errors import HdnnpError
 
     try:
-        from hdnnp.reference import (
+        from hdnnp.reference_data.calculators import (
             ReferenceSettings,
             check_elements,
             isolated_atom_energies,
             make_calculator,
         )
     except ImportError as exc:
-        raise HdnnpError(f"--reference {method}: the reference calculators (hdnnp.reference) "
-                         f"are not available ({exc})") from None
+        raise HdnnpError(f"--reference {method}: the reference calculators "
+                         f"(hdnnp.reference_data.calculators) are not available ({exc})") from None
     settings = ReferenceSettings(method=method)
     check_elements(symbols, settings)
     atoms_e = isolated_atom_energies(sorted(set(symbols)), settings) if own_atoms else None

@@ -56,7 +56,7 @@ import numpy as np
 from ase import Atoms
 
 from hdnnp.errors import HdnnpError, MissingDependencyError
-from hdnnp.reference import (
+from hdnnp.reference_data.calculators import (
     ReferenceSettings,
     SCFError,
     check_calculator_files,

@@ -5,8 +5,9 @@ Operations (each returns a new ``Atoms`` with the operation recorded in ``info``
 * :func:`scale` — lattice vectors and coordinates multiplied by 1 + s, s ∈ [−0.1, 0.1]
   (thesis: "scaling the lattice vectors and coordinates by ±10 %").  All interatomic
   vectors scale by 1 + s.  Sheets keep their cell height (the vacuum must stay the
-  same for every sheet, see :mod:`hdnnp.structures`): the in-plane vectors and the
-  coordinates relative to the sheet's centre scale, the third vector does not.
+  same for every sheet, see :mod:`hdnnp.reference_data.structures`): the in-plane
+  vectors and the coordinates relative to the sheet's centre scale, the third vector
+  does not.
 * :func:`monoclinic_tilt` — volume-conserving monoclinic strain (ænet's "gradually
   tilting the crystal"): with engineering shear δ,
 
@@ -43,7 +44,7 @@ import numpy as np
 from ase import Atoms
 
 from hdnnp.errors import HdnnpError
-from hdnnp.structures import is_sheet
+from hdnnp.reference_data.structures import is_sheet
 
 #: Thesis §4.2.2 grid of scaling factors.
 THESIS_SCALE_GRID = (-0.10, -0.05, 0.0, 0.05, 0.10)

