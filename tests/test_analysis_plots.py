@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -50,24 +52,94 @@ def test_pdf_output(tmp_path):
     assert out.read_bytes()[:4] == b"%PDF"
 
 
-def _log(n=20, forces=True, test=True):
+def _log(n=20, forces=True, test=True, old=False):
+    """A log of ``n`` epochs: train and validation metrics (``test``: with the
+    selection set), or ``old``: the format before the validation split ("test" and
+    force metrics in meV/Å)."""
+    fkey, fscale = ("force_rmse_meV_per_A", 1000.0) if old else ("force_rmse_eV_per_A", 1.0)
     out = []
     for e in range(1, n + 1):
         rec = {"epoch": e, "train": {"energy_rmse_meV_per_atom": 100.0 / e,
                                      "energy_mae_meV_per_atom": 80.0 / e,
-                                     "force_rmse_meV_per_A": 500.0 / e if forces else None},
+                                     fkey: 0.5 * fscale / e if forces else None},
                "best": e == n - 2}
         if test:
-            rec["test"] = {"energy_rmse_meV_per_atom": 110.0 / e + 1.0,
-                           "energy_mae_meV_per_atom": 90.0 / e}
+            rec["test" if old else "validation"] = {
+                "energy_rmse_meV_per_atom": 110.0 / e + 1.0,
+                "energy_mae_meV_per_atom": 90.0 / e,
+                fkey: (0.6 / e + 0.01) * fscale if forces else None}
         out.append(rec)
     return out
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The figures the plot functions save, as ``{file name: Figure}``."""
+    saved = {}
+    real = plots.save_figure
+
+    def save(fig, path, dpi=None):
+        saved[Path(path).name] = fig
+        return real(fig, path, dpi)
+
+    monkeypatch.setattr(plots, "save_figure", save)
+    return saved
+
+
+def _lines(ax):
+    """``{legend label: (x, y)}`` of the lines of an axis."""
+    return {ln.get_label(): (np.asarray(ln.get_xdata(), float), np.asarray(ln.get_ydata(),
+                                                                            float))
+            for ln in ax.get_lines()}
 
 
 @pytest.mark.parametrize("forces, test, metric", [(True, True, "rmse"), (False, False, "mae")])
 def test_loss_curves(tmp_path, forces, test, metric):
     assert_png(plots.plot_loss_curves(_log(forces=forces, test=test), tmp_path / "loss.png",
                                       metric=metric))
+
+
+def test_loss_curves_draw_every_split_in_eV_per_A(tmp_path, figures):
+    log = _log(n=5)
+    for rec in log:  # a log with all three splits
+        rec["test"] = {"energy_rmse_meV_per_atom": 50.0, "force_rmse_eV_per_A": 0.3}
+    assert_png(plots.plot_loss_curves(log, tmp_path / "loss.png"))
+    energy, force = figures["loss.png"].axes[:2]
+    assert energy.get_ylabel() == "energy RMSE (meV/atom)"
+    assert force.get_ylabel() == "force RMSE (eV/Å)"
+    lines = _lines(force)
+    assert {"train", "validation", "test"} <= set(lines)
+    np.testing.assert_allclose(lines["train"][1], [0.5 / e for e in range(1, 6)])
+    np.testing.assert_allclose(lines["validation"][1], [0.6 / e + 0.01 for e in range(1, 6)])
+    # split colours: the same in every figure
+    colors = {ln.get_label(): ln.get_color() for ln in force.get_lines()}
+    assert colors["train"] == plots.SPLIT_COLORS["train"]
+    assert colors["validation"] == plots.SPLIT_COLORS["validation"]
+    assert colors["test"] == plots.SPLIT_COLORS["test"]
+    # the best epoch (flagged 3) is starred on the validation curve
+    assert "best epoch 3" in lines
+    assert lines[f"validation {0.6 / 3 + 0.01:.3g}"][1][0] == pytest.approx(0.6 / 3 + 0.01)
+    assert _lines(energy)[f"validation {110.0 / 3 + 1.0:.3g}"][0][0] == 3.0  # and here
+    # without the train curve
+    plots.plot_loss_curves(log, tmp_path / "val.png", show_train=False)
+    assert "train" not in _lines(figures["val.png"].axes[0])
+
+
+def test_loss_curves_of_an_old_log(tmp_path, figures):
+    """An old log's test (meV/Å) is drawn as it was, in eV/Å; its best epoch is starred
+    on the test curve."""
+    log = _log(n=6, old=True)
+    for rec in log:
+        rec.pop("best")  # no flags: the lowest test RMSE, the last epoch
+    assert_png(plots.plot_loss_curves(log, tmp_path / "loss.png"))
+    energy, force = figures["loss.png"].axes[:2]
+    assert force.get_ylabel() == "force RMSE (eV/Å)"
+    lines = _lines(force)
+    assert "validation" not in lines
+    np.testing.assert_allclose(lines["train"][1], [0.5 / e for e in range(1, 7)])
+    np.testing.assert_allclose(lines["test"][1], [0.6 / e + 0.01 for e in range(1, 7)])
+    assert "best epoch 6" in lines and f"test {0.6 / 6 + 0.01:.3g}" in lines
+    assert f"test {110.0 / 6 + 1.0:.3g}" in _lines(energy)
 
 
 def test_loss_curves_from_file_and_errors(tmp_path):
@@ -84,11 +156,58 @@ def test_loss_curves_from_file_and_errors(tmp_path):
         plots.plot_loss_curves(_log(), tmp_path / "x.png", metric="max")
 
 
-def test_loss_comparison(tmp_path):
+def test_loss_comparison(tmp_path, figures):
     logs = {f"seed {k}": _log() for k in range(3)}
     assert_png(plots.plot_loss_comparison(logs, tmp_path / "cmp.png", target=5.0))
-    with pytest.raises(HdnnpError, match="no test"):
+    ax = figures["cmp.png"].axes[0]
+    assert ax.get_ylabel() == "validation energy RMSE (meV/atom)"
+    np.testing.assert_allclose(_lines(ax)["seed 0"][1], [110.0 / e + 1.0 for e in range(1, 21)])
+    # an old log compares its test curve (its selection set), forces in eV/Å
+    plots.plot_loss_comparison({"new": _log(), "old": _log(old=True)}, tmp_path / "mix.png",
+                               quantity="force")
+    ax = figures["mix.png"].axes[0]
+    assert ax.get_ylabel() == "validation/test force RMSE (eV/Å)"
+    np.testing.assert_allclose(_lines(ax)["old"][1], _lines(ax)["new"][1])
+    plots.plot_loss_comparison(logs, tmp_path / "train.png", split="train")
+    assert figures["train.png"].axes[0].get_ylabel() == "train energy RMSE (meV/atom)"
+    with pytest.raises(HdnnpError, match="no validation"):
         plots.plot_loss_comparison({"a": _log(test=False)}, tmp_path / "x.png")
+    with pytest.raises(HdnnpError, match="no test"):
+        plots.plot_loss_comparison(logs, tmp_path / "x.png", split="test")
+
+
+def test_split_colors():
+    c = plots.SPLIT_COLORS
+    assert len(set(c.values())) == 3
+    assert plots._set_colors(["train", "validation", "test"]) == [
+        c["train"], c["validation"], c["test"]]
+    assert plots._set_colors(["train", "test"]) == [c["train"], c["test"]]
+    # other labels get the colours the splits in the figure leave free, in order
+    other = plots._set_colors(["test", "MD", "augmented"])
+    assert other == [c["test"], plots.COLORS[0], plots.COLORS[1]]
+    other = plots._set_colors(["MD", "train", "augmented", "validation"])
+    assert other == [plots.COLORS[2], c["train"], plots.COLORS[3], c["validation"]]
+    assert plots._set_colors(["a", "b"]) == list(plots.COLORS[:2])
+
+
+def test_parity_and_histogram_of_three_splits(tmp_path, figures):
+    rng = np.random.default_rng(2)
+    ref = {s: rng.normal(size=n) for s, n in (("train", 40), ("validation", 12), ("test", 9))}
+    pred = {s: r + 0.01 for s, r in ref.items()}
+    assert_png(plots.plot_parity(ref, pred, tmp_path / "p.png"))
+    ax = figures["p.png"].axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert [t.split(":")[0] for t in labels[:3]] == ["train", "validation", "test"]
+    colors = [tuple(pc.get_facecolor()[0][:3]) for pc in ax.collections]
+    from matplotlib.colors import to_rgb
+
+    assert colors == [to_rgb(plots.SPLIT_COLORS[s]) for s in ("train", "validation", "test")]
+    assert_png(plots.plot_parity(ref, pred, tmp_path / "hex.png", style="hexbin"))
+    assert len([a for a in figures["hex.png"].axes if a.get_label() != "<colorbar>"]) == 3
+    assert_png(plots.plot_error_histogram(ref, pred, tmp_path / "h.png"))
+    labels = [t.get_text() for t in figures["h.png"].axes[0].get_legend().get_texts()]
+    for s in ("train", "validation", "test"):
+        assert f"{s} (n = {ref[s].size})" in labels
 
 
 @pytest.mark.parametrize("n, style", [(50, "auto"), (30000, "auto"), (100, "hexbin")])

@@ -17,7 +17,7 @@ from hdnnp.errors import HdnnpError
 from hdnnp.model import NeuralNetworkPotential
 from hdnnp.neighbours import build_batch
 from hdnnp.potential import load_potential, save_potential
-from hdnnp.training import Trainer
+from hdnnp.training import train
 from test_training import config, emt_file  # noqa: F401  (fixture)
 
 from conftest import rutile, tio2_cluster
@@ -118,7 +118,7 @@ def test_committee_cannot_be_one_n2p2_potential_but_a_member_can(tmp_path, capsy
 def test_committee_training_and_resume(emt_file, tmp_path, jobs, capsys):  # noqa: F811
     run = tmp_path / "run"
     cfg = config(emt_file, run, epochs=3, committee=2, jobs=jobs)
-    metrics = Trainer(cfg, progress=False, log=None).run()
+    metrics = train(cfg, progress=False, log=None)
     model = load_potential(run / "model.json")
     assert model.committee_size == 2 and metrics["committee"] == 2
     seeds = [m["seed"] for m in metrics["members"]]
@@ -146,26 +146,33 @@ def test_committee_training_and_resume(emt_file, tmp_path, jobs, capsys):  # noq
     assert "committee of 2" in capsys.readouterr().out
     # a second start refuses; --resume finds both members trained and rebuilds the same file
     with pytest.raises(HdnnpError, match="already holds a committee run"):
-        Trainer(config(emt_file, run, epochs=3, committee=2, jobs=jobs), progress=False,
-                log=None).run()
-    again = Trainer(config(emt_file, run, committee=2), resume=True, progress=False,
-                    log=None).run()
+        train(config(emt_file, run, epochs=3, committee=2, jobs=jobs), progress=False,
+                log=None)
+    again = train(config(emt_file, run, committee=2), resume=True, progress=False,
+                    log=None)
     assert again["test_energy_rmse_meV_per_atom"] == metrics["test_energy_rmse_meV_per_atom"]
+    if jobs == 1:  # --epochs extends every member, and the committee is made again
+        longer = train({"output": str(run)}, resume=True, progress=False, log=None, epochs=5)
+        for k in (1, 2):
+            epochs = [json.loads(line)["epoch"] for line in
+                      (run / f"member-{k}" / "log.jsonl").read_text().splitlines()]
+            assert epochs == [1, 2, 3, 4, 5]
+        assert longer["epochs_run"] == 5 and longer["committee"] == 2
 
 
 def test_committee_resumes_an_unfinished_member(emt_file, tmp_path):  # noqa: F811
     run = tmp_path / "run"
-    Trainer(config(emt_file, run, epochs=3, committee=2), progress=False, log=None).run()
+    train(config(emt_file, run, epochs=3, committee=2), progress=False, log=None)
     # member 2 as if killed before its final evaluation: checkpoint kept, no metrics
     full = json.loads((run / "member-2" / "metrics.json").read_text())
     (run / "member-2" / "metrics.json").unlink()
-    ref = Trainer(config(emt_file, tmp_path / "ref", epochs=3, seed=4), progress=False,
-                  log=None).run()
+    ref = train(config(emt_file, tmp_path / "ref", epochs=3, seed=4), progress=False,
+                  log=None)
     assert ref["test_energy_rmse_meV_per_atom"] == pytest.approx(
         full["test_energy_rmse_meV_per_atom"], rel=1e-12)
     lines = []
-    Trainer(config(emt_file, run, committee=2), resume=True, progress=False,
-            log=lambda *a: lines.append(" ".join(map(str, a)))).run()
+    train(config(emt_file, run, committee=2), resume=True, progress=False,
+            log=lambda *a: lines.append(" ".join(map(str, a))))
     assert any("1 member(s) already trained, training 1" in s for s in lines)
     again = json.loads((run / "member-2" / "metrics.json").read_text())
     assert again["test_energy_rmse_meV_per_atom"] == pytest.approx(

@@ -395,6 +395,7 @@ RANGES = {
     "data.max_energy_above_min": (0, True, math.inf, True),
     "data.n_structures": (1, True, math.inf, True),
     "data.test_fraction": (0, True, 1, False),
+    "data.validation_fraction": (0, True, 1, False),
     "data.seed": (0, True, math.inf, True),
     "network.hidden": (1, True, math.inf, True),
     "training.epochs": (0, True, math.inf, True),

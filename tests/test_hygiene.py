@@ -20,8 +20,9 @@ from hdnnp.data import Dataset
 from hdnnp.errors import HdnnpError
 from hdnnp.fileio import _HOST, atomic_write_text, remove_stale_temporaries
 from hdnnp.training import TrainConfig, Trainer
-from hdnnp.training import trainer as trainer_module
-from hdnnp.training.trainer import TrainingInterrupted, check_finite_labels, raise_if_interrupted
+from hdnnp.training import datasets as datasets_module
+from hdnnp.training.datasets import check_finite_labels
+from hdnnp.training.trainer import TrainingInterrupted, raise_if_interrupted
 
 
 def _temporaries(directory, name="model.json"):
@@ -138,11 +139,7 @@ def data(monkeypatch):
     """The trainer's data: an in-memory set (the readers' own checks are not tested here)."""
     ds = _emt_dataset()
 
-    def prepare(cfg):
-        train, test = ds.split(0.25, seed=2)
-        return train, test, {"read": len(ds)}
-
-    monkeypatch.setattr(trainer_module, "prepare_data", prepare)
+    monkeypatch.setattr(datasets_module, "load_datasets", lambda *args, **kwargs: ds)
     return ds
 
 
@@ -173,7 +170,7 @@ def test_check_finite_labels_passes_finite_data():
 
 def test_divergence_before_any_improvement_is_an_error_not_an_untrained_model(
         data, tmp_path, monkeypatch):
-    monkeypatch.setattr(Trainer, "_epoch", lambda self, opt, epoch: (float("nan"), {}))
+    monkeypatch.setattr(Trainer, "_epoch", lambda self, opt, stage, step: (float("nan"), {}))
     run = tmp_path / "run"
     with pytest.raises(HdnnpError, match="diverged") as err:
         Trainer(_config(run), progress=False, log=None).run()
@@ -193,10 +190,10 @@ def test_interrupted_training_reports_the_best_model_and_exits_130(data, tmp_pat
 
     original = Trainer._epoch
 
-    def epoch(self, opt, k):
-        if k == 3:
+    def epoch(self, opt, stage, step):
+        if step == 3:
             raise KeyboardInterrupt
-        return original(self, opt, k)
+        return original(self, opt, stage, step)
 
     monkeypatch.setattr(Trainer, "_epoch", epoch)
     run = tmp_path / "run"
@@ -219,7 +216,7 @@ def test_interrupted_training_reports_the_best_model_and_exits_130(data, tmp_pat
 
 
 def test_interrupt_before_the_first_epoch_writes_no_model(data, tmp_path, monkeypatch):
-    def epoch(self, opt, k):
+    def epoch(self, opt, stage, step):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(Trainer, "_epoch", epoch)

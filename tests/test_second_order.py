@@ -134,7 +134,7 @@ def test_kalman_filter_trains_energies_and_forces(tmp_path):
     cfg = _config(tmp_path, "kalman", 4, force_weight=0.1)
     metrics = Trainer(cfg, progress=False, log=None).run()
     log = _log(tmp_path / "kalman")
-    assert log[-1]["test"]["energy_rmse_meV_per_atom"] < 0.2 * log[0]["test"][
+    assert log[-1]["validation"]["energy_rmse_meV_per_atom"] < 0.2 * log[0]["validation"][
         "energy_rmse_meV_per_atom"] or metrics["test_energy_mae_meV_per_atom"] < 3.0
     assert metrics["test_energy_mae_meV_per_atom"] < 6.0
     assert metrics["test_force_rmse_eV_per_A"] < 0.35

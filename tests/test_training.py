@@ -1,5 +1,6 @@
-"""Training: force Jacobians, reproducibility, checkpoints/resume, early stopping,
-interruption, and that ``hdnnp predict`` reproduces the run's test metrics."""
+"""Training: force Jacobians, reproducibility, checkpoints/resume, early stopping on the
+validation set, interruption, chains of stages, and that ``hdnnp predict`` reproduces the
+run's test metrics."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from hdnnp.io import write_structures
 from hdnnp.model import NeuralNetworkPotential
 from hdnnp.neighbours import build_batch
 from hdnnp.potential import load_potential
-from hdnnp.training import FeatureSet, TrainConfig, Trainer
+from hdnnp.training import FeatureSet, TrainConfig, Trainer, train
 from hdnnp.training.losses import batch_predictions
 
 
@@ -54,7 +55,8 @@ def config(path, out, **training):
          "force_weight": 0.05, "seed": 3, "threads": 2}
     t.update(training)
     return TrainConfig.from_dict({
-        "data": {"train": [str(path)], "test_fraction": 0.25, "seed": 2},
+        "data": {"train": [str(path)], "validation_fraction": 0.25, "test_fraction": 0.25,
+                 "seed": 2},
         "descriptor": {"kind": "chebyshev", "radial_rc": 5.0, "radial_order": 6,
                        "angular_rc": 4.0, "angular_order": 3},
         "network": {"hidden": [8, 8], "activation": "tanh"},
@@ -85,22 +87,34 @@ def test_training_run_files_and_learning(emt_file, tmp_path):
     run = tmp_path / "run"
     metrics = Trainer(config(emt_file, run, epochs=12), progress=False, log=None).run()
     for name in ("config.json", "log.jsonl", "checkpoint.pt", "model.json", "predictions.npz",
-                 "metrics.json", "split.json", "test.extxyz"):
+                 "metrics.json", "split.json", "validation.extxyz", "test.extxyz"):
         assert (run / name).exists(), name
     log = read_log(run)
     assert [r["epoch"] for r in log] == list(range(1, 13))
-    first, last = log[0]["test"], log[-1]["test"]
-    assert last["force_rmse_meV_per_A"] < first["force_rmse_meV_per_A"]
+    assert all("test" not in r for r in log)  # the test set is predicted once, at the end
+    first, last = log[0]["validation"], log[-1]["validation"]
+    assert last["force_rmse_eV_per_A"] < first["force_rmse_eV_per_A"]
     assert last["energy_rmse_meV_per_atom"] < first["energy_rmse_meV_per_atom"]
     assert set(first) >= {"energy_mae_meV_per_atom", "energy_rmse_meV_per_atom",
-                          "force_mae_meV_per_A", "force_rmse_meV_per_A"}
-    assert metrics["n_train"] == 18 and metrics["n_test"] == 6
+                          "force_mae_eV_per_A", "force_rmse_eV_per_A"}
+    assert (metrics["n_train"], metrics["n_validation"], metrics["n_test"]) == (12, 6, 6)
+    # one metric convention: the log's validation errors of the best epoch are those of
+    # the final evaluation of the validation set (same model, same formula, same units)
+    best = [r for r in log if r["best"]][-1]
+    assert best["epoch"] == metrics["best_epoch"]
+    assert best["validation"]["energy_rmse_meV_per_atom"] == pytest.approx(
+        metrics["validation_energy_rmse_meV_per_atom"], rel=1e-6)
+    assert best["validation"]["force_rmse_eV_per_A"] == pytest.approx(
+        metrics["validation_force_rmse_eV_per_A"], rel=1e-5)
     model = load_potential(run / "model.json")
     training = model.metadata["training"]
-    assert training["n_train"] == 18 and training["best_epoch"] == metrics["best_epoch"]
+    assert training["n_train"] == 12 and training["best_epoch"] == metrics["best_epoch"]
     assert training["config"]["network"]["hidden"] == [8, 8]
+    assert training["optimizer_chain"] == ["adam:12"]
     split = json.loads((run / "split.json").read_text())
-    assert len(split["train"]) == 18 and not set(split["train"]) & set(split["test"])
+    names = [set(split[s]) for s in ("train", "validation", "test")]
+    assert [len(n) for n in names] == [12, 6, 6] and not (names[0] & names[1]) \
+        and not (names[0] & names[2]) and not (names[1] & names[2])
 
 
 def test_same_seed_same_result_and_resume_equals_uninterrupted(emt_file, tmp_path):
@@ -111,11 +125,7 @@ def test_same_seed_same_result_and_resume_equals_uninterrupted(emt_file, tmp_pat
     assert [r["loss"] for r in read_log(full)] == [r["loss"] for r in read_log(again)]
     part = tmp_path / "part"
     Trainer(config(emt_file, part, epochs=3), progress=False, log=None).run()
-    cfg = json.loads((part / "config.json").read_text())
-    cfg["training"]["epochs"] = 6
-    (part / "config.json").write_text(json.dumps(cfg))
-    Trainer(TrainConfig.from_dict({"output": str(part)}), resume=True, progress=False,
-            log=None).run()
+    train({"output": str(part)}, resume=True, progress=False, log=None, epochs=6)
     assert [r["loss"] for r in read_log(part)] == [r["loss"] for r in read_log(full)]
 
 
@@ -139,10 +149,10 @@ def test_interrupt_keeps_best_model(emt_file, tmp_path, monkeypatch):
     trainer = Trainer(config(emt_file, run, epochs=20), progress=False, log=None)
     original = Trainer._epoch
 
-    def epoch(self, opt, k):
-        if k == 4:
+    def epoch(self, opt, stage, step):
+        if step == 4:
             raise KeyboardInterrupt
-        return original(self, opt, k)
+        return original(self, opt, stage, step)
 
     monkeypatch.setattr(Trainer, "_epoch", epoch)
     metrics = trainer.run()
@@ -166,13 +176,13 @@ def test_other_optimizers_reduce_the_loss(emt_file, tmp_path, optimizer):
 def test_energy_only_and_force_fraction(emt_file, tmp_path):
     run = tmp_path / "eonly"
     Trainer(config(emt_file, run, epochs=2, force_weight=0.0), progress=False, log=None).run()
-    assert "force_rmse_meV_per_A" not in read_log(run)[0]["train"]
+    assert "force_rmse_eV_per_A" not in read_log(run)[0]["train"]
     run = tmp_path / "half"
     tr = Trainer(config(emt_file, run, epochs=1, force_fraction=0.5), progress=False, log=None)
     tr.run()
-    assert tr.train_fs.n_force_structures == 9
+    assert tr.train_fs.n_force_structures == 6
     assert tr.train_fs.memory_bytes() < FeatureSet(
-        tr.model.descriptor, tr.train_ds).memory_bytes()
+        tr.model.descriptor, tr.splits["train"]).memory_bytes()
 
 
 def test_predict_reproduces_test_metrics(emt_file, tmp_path, capsys):
@@ -216,13 +226,10 @@ def test_adam_then_lbfgs_refinement_and_resume_across_phases(emt_file, tmp_path)
     assert len(log) == 6 and log[3]["lr"] is None and log[2]["lr"] is not None
     best_main = min(r["loss"] for r in log[:3])
     assert log[-1]["loss"] < best_main  # L-BFGS improves on the best Adam model
+    assert [r["stage"] for r in log] == [1, 1, 1, 2, 2, 2]
     part = tmp_path / "part"
     Trainer(config(emt_file, part, epochs=3, refine_epochs=1), progress=False, log=None).run()
-    cfg = json.loads((part / "config.json").read_text())
-    cfg["training"]["refine_epochs"] = 3
-    (part / "config.json").write_text(json.dumps(cfg))
-    Trainer(TrainConfig.from_dict({"output": str(part)}), resume=True, progress=False,
-            log=None).run()
+    train({"output": str(part)}, resume=True, progress=False, log=None, epochs=3)
     assert [r["loss"] for r in read_log(part)] == [r["loss"] for r in log]
 
 
@@ -234,8 +241,8 @@ def test_init_model_starts_from_a_trained_potential(emt_file, tmp_path):
     Trainer(config(emt_file, second, epochs=1, learning_rate=0.0,
                    init_model=str(first / "model.json")), progress=False, log=None).run()
     start = read_log(second)[0]
-    assert start["test"]["energy_rmse_meV_per_atom"] == pytest.approx(
-        best["test"]["energy_rmse_meV_per_atom"], rel=1e-10)
+    assert start["validation"]["energy_rmse_meV_per_atom"] == pytest.approx(
+        best["validation"]["energy_rmse_meV_per_atom"], rel=1e-10)
     other = tmp_path / "other"
     with pytest.raises(HdnnpError, match="cannot be the starting point"):
         Trainer(TrainConfig.from_dict({
@@ -261,6 +268,103 @@ def test_resume_extends_a_finished_run_and_refuses_other_flags(tmp_path, capsys)
     capsys.readouterr()
     assert main(["train", "--resume", str(run), "--epochs", "3", "--quiet"]) == 2
     assert "has run 5 epochs already" in capsys.readouterr().err
+    # a new stage appended to the finished run: the log continues from epoch 6
+    assert main(["train", "--resume", str(run), "--stage", "lbfgs:2", "--quiet"]) == 0
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [(r["epoch"], r["stage"], r["optimizer"]) for r in log][4:] == [
+        (5, 1, "adam"), (6, 2, "lbfgs"), (7, 2, "lbfgs")]
+    assert json.loads((run / "metrics.json").read_text())["optimizer_chain"] == [
+        "adam:5", "lbfgs:2"]
     assert main(["train", "--resume", str(run), "--learning-rate", "0.1", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "--learning-rate cannot apply" in err and err.count("\n") == 1
+
+
+# ------------------------------------------------------------------ chains of stages
+CHAIN = [{"optimizer": "adam", "epochs": 3, "learning_rate": 0.01},
+         {"optimizer": "lm", "epochs": 10, "lm_mu": 0.1}]
+
+
+def _chain_config_file(path, out, tmp_path):
+    cfg = config(path, out, threads=1).to_dict()
+    for derived in ("optimizer", "epochs"):
+        cfg["training"].pop(derived)
+    cfg["training"]["stages"] = CHAIN
+    file = tmp_path / f"{out.name}.json"
+    file.write_text(json.dumps(cfg))
+    return file
+
+
+def _hdnnp(*args):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", "import sys; from hdnnp.cli import main; "
+                             "sys.exit(main(sys.argv[1:]))", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _epoch_records(run):
+    return [{k: v for k, v in r.items() if k != "wall_s"} for r in read_log(run)]
+
+
+def test_chain_adam_then_lm_killed_mid_stage_resumes_to_the_same_model(emt_file, tmp_path):
+    """Kill -9 in the middle of the LM stage, resume: the same model, bit for bit (one
+    thread), and the same log, as a run that was not interrupted (issue 11)."""
+    import os
+    import signal
+    import time
+
+    full = tmp_path / "full"
+    proc = _hdnnp("train", "--config", str(_chain_config_file(emt_file, full, tmp_path)),
+                  "--quiet")
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()
+    log = read_log(full)
+    assert [(r["stage"], r["optimizer"]) for r in log] == [(1, "adam")] * 3 + [(2, "lm")] * 10
+    assert min(r["loss"] for r in log[3:]) < min(r["loss"] for r in log[:3])  # LM helps
+
+    killed = tmp_path / "killed"
+    proc = _hdnnp("train", "--config", str(_chain_config_file(emt_file, killed, tmp_path)),
+                  "--quiet")
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (killed / "log.jsonl").exists() and '"stage": 2' in (killed / "log.jsonl").read_text():
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.002)
+    assert proc.wait(timeout=60) == -signal.SIGKILL, "the run ended before it could be killed"
+    done = read_log(killed)
+    assert 4 <= done[-1]["epoch"] < 13 and done[-1]["stage"] == 2  # inside the LM stage
+    proc = _hdnnp("train", "--resume", str(killed), "--quiet")
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()
+
+    assert _epoch_records(killed) == _epoch_records(full)
+    a = load_potential(full / "model.json").state_dict()
+    b = load_potential(killed / "model.json").state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    ma = json.loads((full / "metrics.json").read_text())
+    mb = json.loads((killed / "metrics.json").read_text())
+    assert ma["test_energy_rmse_meV_per_atom"] == mb["test_energy_rmse_meV_per_atom"]
+    assert mb["optimizer_chain"] == ["adam:3", "lm:10"]
+
+
+def test_stage_ends_early_on_the_validation_loss_and_the_next_starts_from_the_best(
+        emt_file, tmp_path):
+    run = tmp_path / "run"
+    cfg = config(emt_file, run).to_dict()
+    for derived in ("optimizer", "epochs"):
+        cfg["training"].pop(derived)
+    cfg["training"]["stages"] = [
+        {"optimizer": "adam", "epochs": 4, "learning_rate": 0.01},
+        {"optimizer": "sgd", "epochs": 30, "learning_rate": 0.0, "early_stopping_patience": 2},
+        {"optimizer": "lbfgs", "epochs": 2}]
+    metrics = train(cfg, progress=False, log=None)
+    log = read_log(run)
+    # lr 0 changes nothing: two epochs without improvement end the stage
+    assert [r["stage"] for r in log] == [1, 1, 1, 1, 2, 2, 3, 3]
+    assert log[4]["validation"] == log[5]["validation"]
+    best_adam = [r for r in log[:4] if r["best"]][-1]  # lowest validation loss
+    assert log[4]["validation"] == pytest.approx(best_adam["validation"], rel=1e-12)
+    assert not log[4]["best"] and not log[5]["best"]
+    assert metrics["optimizer_chain"] == ["adam:4", "sgd:30", "lbfgs:2"]
+    assert metrics["epochs_run"] == 8

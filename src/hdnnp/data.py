@@ -168,6 +168,24 @@ class Dataset:
         test, train = np.sort(perm[:n_test]), np.sort(perm[n_test:])
         return self.subset(train), self.subset(test)
 
+    def split_three(self, validation_fraction: float = 0.1, test_fraction: float = 0.1,
+                    seed: int = 0) -> tuple[Dataset, Dataset, Dataset]:
+        """Seeded train/validation/test split: one permutation of the structures, the
+        first round(test_fraction S) are the test set, the next round(validation_fraction
+        S) the validation set, the rest the training set (each in the original order)."""
+        for name, f in (("validation", validation_fraction), ("test", test_fraction)):
+            if not 0.0 <= f < 1.0:
+                raise HdnnpError(f"{name} fraction must be in [0, 1), got {f}")
+        if validation_fraction + test_fraction >= 1.0:
+            raise HdnnpError(f"validation fraction {validation_fraction} + test fraction "
+                             f"{test_fraction} leave no training data")
+        perm = np.random.default_rng(seed).permutation(len(self))
+        n_test = round(test_fraction * len(self))
+        n_valid = round(validation_fraction * len(self))
+        parts = np.split(perm, [n_test, n_test + n_valid])
+        test, valid, train = (self.subset(np.sort(p)) for p in parts)
+        return train, valid, test
+
     def filter_energy(self, max_energy_per_atom: float,
                       relative_to_minimum: bool = False) -> Dataset:
         """Keep structures with cohesive energy per atom ≤ the bound (ænet's MAXENERGY)."""

@@ -9,10 +9,10 @@ no global state, no display needed, safe in threads and on headless machines.
 
 The figures follow the thesis (§3.3, §3.4, §4.3.1, §5.1.1):
 
-* :func:`plot_loss_curves` – train/test energy (and force) error per epoch on a
-  logarithmic axis, best epoch marked (§3.3 "Loss Curves");
-* :func:`plot_loss_comparison` – test-error curves of several runs (cutoffs, training
-  set sizes, optimizers, seeds: §3.4, figs. 3.2–3.7);
+* :func:`plot_loss_curves` – train and validation energy (and force) error per epoch
+  on a logarithmic axis, best epoch marked (§3.3 "Loss Curves");
+* :func:`plot_loss_comparison` – validation-error curves of several runs (cutoffs,
+  training set sizes, optimizers, seeds: §3.4, figs. 3.2–3.7);
 * :func:`plot_parity` – predicted against reference values with the line y = x and
   MAE, RMSE, Pearson r (§3.3 "Predicted vs. True"); scatter for up to ``max_scatter``
   points, logarithmic-density hexbin above (10⁶ force components take ~1 s);
@@ -24,6 +24,10 @@ The figures follow the thesis (§3.3, §3.4, §4.3.1, §5.1.1):
   model and reference, with the maximum and mean of the training set (figs. 5.2–5.10);
 * :func:`plot_convergence` – final test error against a varied parameter, one curve
   per seed or mean ± standard deviation (§3.4).
+
+Sets named after the splits of a training run keep their colour in every figure:
+train blue, validation vermilion, test green (:data:`SPLIT_COLORS`); other labels get
+the colours of :data:`COLORS` that the splits in the same figure leave free, in order.
 """
 
 from __future__ import annotations
@@ -43,13 +47,32 @@ from hdnnp.fileio import atomic_path
 #: red, mean orange; further data sets (fig. 5.10) get the next colours.
 _LINE_COLORS = ("#d62728", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b")
 
-__all__ = ["COLORS", "STYLE", "plot_convergence", "plot_energy_distribution",
+__all__ = ["COLORS", "SPLIT_COLORS", "STYLE", "plot_convergence", "plot_energy_distribution",
            "plot_error_histogram", "plot_loss_comparison", "plot_loss_curves", "plot_parity",
            "plot_scaling_scan", "save_figure"]
 
 #: Colour-blind-safe palette (Okabe & Ito, "Color Universal Design", 2008).
 COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
           "#F0E442")
+
+#: Fixed colours of the training-run splits (from :data:`COLORS`).
+SPLIT_COLORS = {"train": COLORS[0], "validation": COLORS[1], "test": COLORS[2]}
+
+
+def _set_colors(labels) -> list[str]:
+    """A colour per label: split names their :data:`SPLIT_COLORS`, other labels the
+    unused colours of :data:`COLORS` in order (cycling when there are many)."""
+    labels = list(labels)
+    taken = {SPLIT_COLORS[k] for k in labels if k in SPLIT_COLORS}
+    free = [c for c in COLORS if c not in taken] or list(COLORS)
+    out, k = [], 0
+    for label in labels:
+        if label in SPLIT_COLORS:
+            out.append(SPLIT_COLORS[label])
+        else:
+            out.append(free[k % len(free)])
+            k += 1
+    return out
 
 #: Publication defaults: 9 pt text, inward ticks on all sides, 200 dpi PNG.
 STYLE = {
@@ -288,7 +311,7 @@ def plot_parity(ref: ArrayLike | Mapping[str, ArrayLike],
     ref, pred:
         Reference and predicted values (any shape; forces are compared component by
         component), or ``{set label: values}`` mappings with the same keys, e.g.
-        ``{"train": …, "test": …}``.  Non-finite pairs are left out.
+        ``{"train": …, "validation": …, "test": …}``.  Non-finite pairs are left out.
     quantity:
         ``"energy"`` (energy per atom: values in eV/atom, errors shown in meV/atom),
         ``"force"`` (eV/Å) or any other name (then give ``units``).
@@ -322,11 +345,11 @@ def plot_parity(ref: ArrayLike | Mapping[str, ArrayLike],
         fig, axes = _figure(figsize=(3.8, 3.8))
         ax = axes[0, 0]
         size = 10.0 if n_total <= 2000 else 3.0
-        for k, (name, (r, p)) in enumerate(sets.items()):
+        for color, (name, (r, p)) in zip(_set_colors(sets), sets.items()):
             stats = _metrics_text(r, p, scale, eu).replace("\n", ", ", 1)
             legend = f"{name}: {stats}" if name else stats
-            ax.scatter(r, p, s=size, color=COLORS[k % len(COLORS)], alpha=0.6, linewidths=0,
-                       label=legend, rasterized=True)
+            ax.scatter(r, p, s=size, color=color, alpha=0.6, linewidths=0, label=legend,
+                       rasterized=True)
         ax.plot(lim, lim, color="black", linestyle="--", linewidth=0.9, zorder=0,
                 label="y = x")
         ax.legend(loc="upper left", fontsize=6.5, handletextpad=0.3, markerscale=2.0)
@@ -389,8 +412,7 @@ def plot_error_histogram(ref: ArrayLike | Mapping[str, ArrayLike],
     edges = np.logspace(np.log10(lo), np.log10(hi), int(bins) + 1)
     fig, axes = _figure()
     ax = axes[0, 0]
-    for k, (name, v) in enumerate(sq.items()):
-        color = COLORS[k % len(COLORS)]
+    for color, (name, v) in zip(_set_colors(sq), sq.items()):
         zeros = int((v == 0).sum())
         legend = f"{name} (n = {v.size}" if name else f"n = {v.size}"
         legend += f", {zeros} exact" if zeros else ""
@@ -412,7 +434,11 @@ def plot_error_histogram(ref: ArrayLike | Mapping[str, ArrayLike],
 
 # -------------------------------------------------------------------- loss curves
 _LOSS_KEYS = {"energy": ("energy", "meV_per_atom", "meV/atom"),
-              "force": ("force", "meV_per_A", "meV/Å")}
+              "force": ("force", "eV_per_A", "eV/Å")}
+
+#: Line style of each split in the loss curves (an old log's ``test`` was its
+#: selection set, drawn like ``validation``).
+_LOSS_STYLES = {"train": "--", "validation": "-", "test": "-"}
 
 
 def _loss_key(quantity: str, metric: str) -> tuple[str, str]:
@@ -451,25 +477,36 @@ def _positive(v: np.ndarray) -> np.ndarray:
 @_styled
 def plot_loss_curves(log, path: str | Path, metric: str = "rmse", show_train: bool = True,
                      title: str | None = None) -> Path:
-    """Train and test errors per epoch on a logarithmic axis (thesis §3.3).
+    """Errors of every split in the log per epoch on a logarithmic axis (thesis §3.3).
 
     ``log`` is a training log (``log.jsonl``, a run directory, or a list of epoch
-    dicts; :func:`hdnnp.analysis.rundir.read_training_log`).  One panel for the
-    energy error (meV/atom), a second for the force error (meV/Å) when the log has
-    force values.  ``metric`` is ``"rmse"`` or ``"mae"`` (the thesis plots the MAE).
-    The best epoch (flagged ``"best"`` by the trainer, else the lowest test error) is
-    marked by a vertical line and a star on the test curve.
+    dicts; :func:`hdnnp.analysis.rundir.read_training_log`, which converts old logs to
+    the current units).  One panel for the energy error (meV/atom), a second for the
+    force error (eV/Å) when the log has force values; a curve for each split with
+    values: ``train``, ``validation`` and, in logs written before the validation split,
+    ``test`` (the selection set then).  ``metric`` is ``"rmse"`` or ``"mae"`` (the
+    thesis plots the MAE).  The best epoch (flagged ``"best"`` by the trainer, else the
+    lowest validation error) is marked by a vertical line and a star on the curve of
+    the split that chose it.
     """
-    from hdnnp.analysis.rundir import best_epoch, log_series, read_training_log
+    from hdnnp.analysis.rundir import (
+        SPLITS,
+        best_epoch,
+        log_series,
+        read_training_log,
+        selection_split,
+    )
 
     records = read_training_log(log)
     if not records:
         raise HdnnpError("the training log has no epochs")
+    splits = [s for s in SPLITS if show_train or s != "train"]
     panels = []
     for quantity in ("energy", "force"):
         key, ylabel = _loss_key(quantity, metric)
-        series = {s: log_series(records, s, key) for s in ("train", "test")}
-        if any(np.isfinite(v).any() for _, v in series.values()):
+        series = {s: log_series(records, s, key) for s in splits}
+        series = {s: xv for s, xv in series.items() if np.isfinite(xv[1]).any()}
+        if series:
             panels.append((key, ylabel, series))
     if not panels:
         raise HdnnpError(f"the training log has no {metric.upper()} values")
@@ -477,18 +514,14 @@ def plot_loss_curves(log, path: str | Path, metric: str = "rmse", show_train: bo
     marker = "o" if len(records) <= 30 else None
     fig, axes = _figure(len(panels), 1, figsize=(4.2, 2.2 + 1.6 * len(panels)), sharex=True)
     for ax, (key, ylabel, series) in zip(axes[:, 0], panels):
-        for split, color, ls in (("train", COLORS[0], "--"), ("test", COLORS[1], "-")):
-            if split == "train" and not show_train:
-                continue
-            x, v = series[split]
-            if np.isfinite(v).any():
-                ax.plot(x, _positive(v), color=color, linestyle=ls, marker=marker,
-                        markersize=2.5, label=split)
+        for color, (split, (x, v)) in zip(_set_colors(series), series.items()):
+            ax.plot(x, _positive(v), color=color, linestyle=_LOSS_STYLES.get(split, "-"),
+                    marker=marker, markersize=2.5, label=split)
         if best is not None:
             ax.axvline(float(best["epoch"]), color="0.45", linestyle=":", linewidth=1.0,
                        label=f"best epoch {best['epoch']}")
-            split = "test" if (best.get("test") or {}).get(key) is not None else "train"
-            value = (best.get(split) or {}).get(key)
+            split = selection_split(best, key)
+            value = (best.get(split) or {}).get(key) if split in series else None
             if value is not None and value > 0:
                 ax.plot([float(best["epoch"])], [float(value)], marker="*", markersize=9,
                         color="black", linestyle="none",
@@ -505,14 +538,18 @@ def plot_loss_curves(log, path: str | Path, metric: str = "rmse", show_train: bo
 
 @_styled
 def plot_loss_comparison(logs: Mapping[str, object], path: str | Path,
-                         quantity: str = "energy", metric: str = "rmse", split: str = "test",
-                         target: float | None = None, title: str | None = None) -> Path:
+                         quantity: str = "energy", metric: str = "rmse",
+                         split: str | None = None, target: float | None = None,
+                         title: str | None = None) -> Path:
     """Error curves of several training runs on one logarithmic axis (thesis §3.4).
 
     ``logs`` maps a label (``"Rc = 4.5 Å"``, ``"seed 3"``, ``"L-BFGS"`` …) to a training
-    log (as for :func:`plot_loss_curves`).  ``split`` is ``"test"`` (default, as in the
-    thesis figures 3.2–3.7) or ``"train"``; ``target`` draws a horizontal line at a
-    target error (the thesis uses 5 meV/atom, after Artrith et al.).
+    log (as for :func:`plot_loss_curves`).  ``split`` is the split whose errors are
+    drawn: ``"validation"``, ``"train"`` or ``"test"``; None (default) takes for each
+    log the set that chose its best epoch, the validation set (``test`` in logs written
+    before the validation split, as in the thesis figures 3.2–3.7).  ``target`` draws a
+    horizontal line at a target error (the thesis uses 5 meV/atom, after Artrith et
+    al.).
     """
     from hdnnp.analysis.rundir import log_series, read_training_log
 
@@ -521,22 +558,28 @@ def plot_loss_comparison(logs: Mapping[str, object], path: str | Path,
         raise HdnnpError("no training logs to compare")
     fig, axes = _figure(figsize=(4.6, 3.4))
     ax = axes[0, 0]
-    plotted = 0
+    used: list[str] = []
     for k, (name, log) in enumerate(logs.items()):
-        x, v = log_series(read_training_log(log), split, key)
+        records = read_training_log(log)
+        for s in ((split,) if split is not None else ("validation", "test")):
+            x, v = log_series(records, s, key)
+            if np.isfinite(v).any():
+                break
         if np.isfinite(v).any():
             ax.plot(x, _positive(v), color=COLORS[k % len(COLORS)],
                     linestyle=("-", "--", "-.", ":")[(k // len(COLORS)) % 4], label=str(name))
-            plotted += 1
-    if not plotted:
-        raise HdnnpError(f"no {split} {key} values in the training logs")
+            if s not in used:
+                used.append(s)
+    if not used:
+        which = split if split is not None else "validation (or old test)"
+        raise HdnnpError(f"no {which} {key} values in the training logs")
     if target is not None:
         ax.axhline(target, color="black", linestyle=":", linewidth=1.0,
                    label=f"target {target:g}")
     _log_y(ax)
     _integer_x(ax)
     ax.set_xlabel("epoch")
-    ax.set_ylabel(f"{split} {ylabel}")
+    ax.set_ylabel(f"{'/'.join(used)} {ylabel}")
     ax.legend(loc="best", ncols=2 if len(logs) > 5 else 1)
     if title:
         ax.set_title(title)

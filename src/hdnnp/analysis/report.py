@@ -4,21 +4,29 @@
 :mod:`hdnnp.analysis.rundir`) and writes into ``run_dir/report/``:
 
 =========================  ==========================================================
-``metrics.json``           train/test error metrics (keys: :data:`METRICS_KEYS`)
+``metrics.json``           error metrics of each split (keys: :data:`METRICS_KEYS`)
 ``loss.png``               energy (and force) error per epoch, log scale (from the log)
-``energy_parity.png``      predicted vs reference energy per atom, train and test
+``energy_parity.png``      predicted vs reference energy per atom, every split
 ``force_parity.png``       predicted vs reference force components (with forces)
 ``energy_error_hist.png``  squared errors of the energy per atom
 ``force_error_hist.png``   squared errors of the force components (with forces)
 =========================  ==========================================================
 
 Energy metrics are on the energy per atom, :math:`E/N`, in meV/atom; force metrics on
-the Cartesian force components in eV/Å (:mod:`hdnnp.analysis.metrics`).  When
-``predictions.npz`` holds the atomic numbers (``{split}_numbers``) and ``model.json``
-the isolated-atom reference energies, energies are shown and correlated as cohesive
-energies :math:`(E - \\sum_Z N_Z E_Z^\\mathrm{ref})/N` (thesis eq. 4.3); the MAE and
-RMSE are the same either way.  Metrics that do not exist (no test set, no forces,
-undefined correlation) are ``null`` in the JSON file and ``None`` in the returned dict.
+the Cartesian force components in eV/Å (:mod:`hdnnp.analysis.metrics`).  The splits
+are those of :data:`~hdnnp.analysis.rundir.SPLITS` that ``predictions.npz`` holds:
+``train``, ``validation`` (chose the best epoch), ``test`` (never seen in training); an
+old run directory has train and test only.  Every metric has a key per split,
+``{split}_{metric}`` (``validation_energy_rmse_meV_per_atom``,
+``test_force_rmse_eV_per_A`` …), with the counts ``n_{split}`` and
+``n_{split}_atoms``.
+
+When ``predictions.npz`` holds the atomic numbers (``{split}_numbers``) and
+``model.json`` the isolated-atom reference energies, energies are shown and correlated
+as cohesive energies :math:`(E - \\sum_Z N_Z E_Z^\\mathrm{ref})/N` (thesis eq. 4.3);
+the MAE and RMSE are the same either way.  Metrics that do not exist (no such split, no
+forces, undefined correlation) are ``null`` in the JSON file and ``None`` in the
+returned dict.
 """
 
 from __future__ import annotations
@@ -45,7 +53,7 @@ _EXTRA_PER_SPLIT = ("energy_max_abs_meV_per_atom", "energy_mean_error_meV_per_at
 #: Keys of ``metrics.json``, in file order.
 METRICS_KEYS: tuple[str, ...] = (
     *(f"{s}_{k}" for s in SPLITS for k in _PER_SPLIT),
-    "n_train", "n_test", "n_train_atoms", "n_test_atoms",
+    *(f"n_{s}" for s in SPLITS), *(f"n_{s}_atoms" for s in SPLITS),
     *(f"{s}_{k}" for s in SPLITS for k in _EXTRA_PER_SPLIT),
     "best_epoch",
 )
@@ -140,7 +148,8 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None,
     out = Path(out_dir) if out_dir is not None else run_dir / "report"
     predictions = read_predictions(run_dir / "predictions.npz")
     if not predictions:
-        raise HdnnpError(f"{run_dir / 'predictions.npz'}: holds no train or test predictions")
+        raise HdnnpError(f"{run_dir / 'predictions.npz'}: holds no train, validation or test "
+                          "predictions")
     log = read_training_log(run_dir) if (run_dir / "log.jsonl").is_file() else None
     numbers = any(sp.numbers is not None for sp in predictions.values())
     ref_e = _reference_energies(run_dir) if numbers else None
@@ -181,23 +190,42 @@ def _fmt(v, digits: int = 4) -> str:
     return f"{v:.{digits}g}"
 
 
+_TABLE_ROWS = (("structures", "n_{s}"), ("atoms", "n_{s}_atoms"),
+               ("energy MAE (meV/atom)", "{s}_energy_mae_meV_per_atom"),
+               ("energy RMSE (meV/atom)", "{s}_energy_rmse_meV_per_atom"),
+               ("energy max error (meV/atom)", "{s}_energy_max_abs_meV_per_atom"),
+               ("energy Pearson r", "{s}_energy_pearson_r"),
+               ("force MAE (eV/Å)", "{s}_force_mae_eV_per_A"),
+               ("force RMSE (eV/Å)", "{s}_force_rmse_eV_per_A"),
+               ("force max error (eV/Å)", "{s}_force_max_abs_eV_per_A"),
+               ("force Pearson r", "{s}_force_pearson_r"))
+
+
+def _split_present(metrics: dict, split: str) -> bool:
+    """The split has structures (``n_{split}`` > 0) or, in a dict without the counts,
+    at least one metric value."""
+    n = metrics.get(f"n_{split}")
+    if n is not None:
+        return n > 0
+    return any(metrics.get(key.format(s=split)) is not None for _, key in _TABLE_ROWS)
+
+
 def format_metrics_table(metrics: dict) -> str:
-    """A plain-text table of train/test metrics (rows: quantities, columns: splits)."""
-    rows = [("structures", "n_{s}"), ("atoms", "n_{s}_atoms"),
-            ("energy MAE (meV/atom)", "{s}_energy_mae_meV_per_atom"),
-            ("energy RMSE (meV/atom)", "{s}_energy_rmse_meV_per_atom"),
-            ("energy max error (meV/atom)", "{s}_energy_max_abs_meV_per_atom"),
-            ("energy Pearson r", "{s}_energy_pearson_r"),
-            ("force MAE (eV/Å)", "{s}_force_mae_eV_per_A"),
-            ("force RMSE (eV/Å)", "{s}_force_rmse_eV_per_A"),
-            ("force max error (eV/Å)", "{s}_force_max_abs_eV_per_A"),
-            ("force Pearson r", "{s}_force_pearson_r")]
-    width = max(len(r[0]) for r in rows)
-    lines = [f"{'':<{width}}  {'train':>12}  {'test':>12}"]
-    for name, key in rows:
+    """A plain-text table of the metrics (rows: quantities, columns: splits).
+
+    One column per split with structures, in the order train, validation, test
+    (``metrics.json`` of an old run: train, test); ``–`` where a metric does not exist
+    (no forces, undefined correlation).  A train column even when no split has
+    structures.
+    """
+    splits = [s for s in SPLITS if _split_present(metrics, s)] or ["train"]
+    width = max(len(name) for name, _ in _TABLE_ROWS)
+    col = max(12, *(len(s) for s in splits))
+    lines = ["  ".join([f"{'':<{width}}", *(f"{s:>{col}}" for s in splits)])]
+    for name, key in _TABLE_ROWS:
         vals = [_fmt(metrics.get(key.format(s=s)), 6 if "pearson" in key else 4)
-                for s in SPLITS]
-        lines.append(f"{name:<{width}}  {vals[0]:>12}  {vals[1]:>12}")
+                for s in splits]
+        lines.append("  ".join([f"{name:<{width}}", *(f"{v:>{col}}" for v in vals)]))
     if metrics.get("best_epoch") is not None:
         lines.append(f"best epoch: {metrics['best_epoch']}")
     return "\n".join(lines)

@@ -6,24 +6,41 @@ Layout::
       config.json       resolved training configuration
       log.jsonl         one JSON object per epoch (see below)
       model.json        the best potential (hdnnp.potential.load_potential)
-      predictions.npz   reference and predicted energies/forces of the train/test sets
+      predictions.npz   reference and predicted energies/forces of the train, validation
+                        and test sets
+
+A run has up to three splits (:data:`SPLITS`): ``train`` (fitted), ``validation``
+(chooses the best epoch and ends a stage early) and ``test`` (predicted once, at the end,
+with the best model).  Units everywhere: energy per atom in meV/atom, force components
+in eV/Å.
 
 ``log.jsonl`` lines::
 
-    {"epoch": 1, "wall_s": 12.3, "loss": 0.0123, "lr": 0.001,
+    {"epoch": 7, "stage": 2, "optimizer": "lm", "wall_s": 1.2, "loss": 0.01, "lr": null,
      "train": {"energy_mae_meV_per_atom": …, "energy_rmse_meV_per_atom": …,
-               "force_mae_meV_per_A": …, "force_rmse_meV_per_A": …},
-     "test": {…same keys…}, "best": true}
+               "energy_max_abs_meV_per_atom": …, "force_mae_eV_per_A": …,
+               "force_rmse_eV_per_A": …, "force_max_abs_eV_per_A": …},
+     "validation": {…same keys…}, "best": true}
 
-Force keys are absent or null without forces; ``"test"`` is absent without a test set.
+``lr`` is null for optimizers without a learning rate; force keys are absent (or null)
+without forces; ``"validation"`` is absent without a validation set.  The log has no
+test metrics (the test set is not looked at during training).
 
-``predictions.npz`` (numpy, no pickle) holds, for ``s`` in ``train``, ``test``:
+Logs written before the validation split have ``"test"`` where ``"validation"`` is now
+(the test set chose the best epoch then) and force keys in meV/Å
+(``force_mae_meV_per_A``, ``force_rmse_meV_per_A``).  :func:`read_training_log` reads
+them with the force values converted to the ``force_*_eV_per_A`` keys (÷ 1000); the old
+``"test"`` entry stays under ``"test"``.
+
+``predictions.npz`` (numpy, no pickle) holds, for each split ``s`` of ``train``,
+``validation``, ``test`` that the run has (older files: ``train`` and ``test`` only):
 ``{s}_energy_ref``, ``{s}_energy_pred`` (total energies, eV, [S]), ``{s}_n_atoms``
 ([S]), ``{s}_forces_ref``, ``{s}_forces_pred`` ([M, 3], eV/Å: the force rows of all
 atoms, M = sum N, or of the atoms that have reference forces, M < sum N; empty without
 forces), ``{s}_names`` ([S] strings).  Optional: ``{s}_numbers`` ([sum N] atomic
 numbers, structure after structure), which with the reference energies of
-``model.json`` gives cohesive energies.
+``model.json`` gives cohesive energies; ``{s}_energy_std`` (committee spread, not read
+here).
 """
 
 from __future__ import annotations
@@ -38,10 +55,15 @@ import numpy as np
 
 from hdnnp.errors import HdnnpError, InputFileError
 
-__all__ = ["SPLITS", "SplitPredictions", "best_epoch", "log_series", "read_predictions",
-           "read_training_log"]
+__all__ = ["SPLITS", "SplitPredictions", "best_epoch", "log_series", "normalise_record",
+           "read_predictions", "read_training_log", "selection_split"]
 
-SPLITS = ("train", "test")
+#: The splits of a training run, in report order.
+SPLITS = ("train", "validation", "test")
+
+#: Splits that choose the best epoch, in order of preference: ``validation``, or
+#: ``test`` in logs written before the validation split.
+_SELECTION_SPLITS = ("validation", "test")
 
 
 # ------------------------------------------------------------------ log.jsonl
@@ -52,6 +74,10 @@ def read_training_log(source: str | Path | Iterable[Mapping]) -> list[dict]:
     parsed records (a list of dicts).  A last line without its newline that does not
     parse (the trainer was writing it) is skipped with a warning; any other bad line
     is an :class:`~hdnnp.errors.InputFileError` naming file and line.
+
+    Records of old logs are normalised (:func:`normalise_record`): force metrics in
+    meV/Å become the ``force_*_eV_per_A`` keys, so every record has one convention.
+    The records returned are new dicts; parsed records passed in are not changed.
     """
     if isinstance(source, str | Path):
         path = Path(source)
@@ -75,13 +101,42 @@ def read_training_log(source: str | Path | Iterable[Mapping]) -> list[dict]:
                 raise InputFileError(path, f"not a JSON object ({exc.msg})", k) from None
             if not isinstance(rec, dict) or "epoch" not in rec:
                 raise InputFileError(path, "expected a JSON object with an 'epoch'", k)
-            records.append(rec)
+            records.append(normalise_record(rec))
         return records
     records = [dict(r) for r in source]
     for k, rec in enumerate(records):
         if "epoch" not in rec:
             raise HdnnpError(f"training log record {k} has no 'epoch'")
-    return records
+    return [normalise_record(r) for r in records]
+
+
+_OLD_FORCE_SUFFIX = "_meV_per_A"
+
+
+def normalise_record(record: Mapping) -> dict:
+    """A log record in the current convention (a new dict; ``record`` is unchanged).
+
+    In the metric dict of every split (``train``, ``validation``, ``test``), a key
+    ``force_<name>_meV_per_A`` of an old log becomes ``force_<name>_eV_per_A`` with the
+    value divided by 1000 (null stays null); an ``eV_per_A`` key already there wins.
+    An old ``"test"`` entry (the set that chose the best epoch then) stays as it is.
+    """
+    out = dict(record)
+    for split in SPLITS:
+        m = out.get(split)
+        if not isinstance(m, Mapping):
+            continue
+        new = {}
+        for key, value in m.items():
+            if key.startswith("force_") and key.endswith(_OLD_FORCE_SUFFIX):
+                ev_key = key[: -len(_OLD_FORCE_SUFFIX)] + "_eV_per_A"
+                if ev_key in m:
+                    continue
+                key = ev_key
+                value = None if value is None else float(value) / 1000.0
+            new[key] = value
+        out[split] = new
+    return out
 
 
 def log_series(log: list[dict], split: str, key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -97,24 +152,35 @@ def log_series(log: list[dict], split: str, key: str) -> tuple[np.ndarray, np.nd
 def best_epoch(log: list[dict], key: str = "energy_rmse_meV_per_atom") -> dict | None:
     """The record of the best epoch.
 
-    The last record flagged ``"best": true`` (the trainer's choice, e.g. the epoch
-    whose model was saved); if none is flagged, the one with the lowest test value of
-    ``key`` (train value without a test set).  None for an empty log.
+    The last record flagged ``"best": true`` (the trainer's choice, the epoch whose
+    model was saved); if none is flagged, the one with the lowest validation value of
+    ``key`` (the test value in logs written before the validation split; the train
+    value without either).  The last record when no split has a value of ``key``;
+    None for an empty log.
     """
     flagged = [r for r in log if r.get("best")]
     if flagged:
         return flagged[-1]
-    for split in ("test", "train"):
+    for split in (*_SELECTION_SPLITS, "train"):
         _, v = log_series(log, split, key)
         if np.isfinite(v).any():
             return log[int(np.nanargmin(v))]
     return log[-1] if log else None
 
 
+def selection_split(record: Mapping, key: str) -> str | None:
+    """The split whose ``key`` value chose the best epoch in ``record``: ``validation``,
+    ``test`` (old logs) or ``train``, the first that has a value; None if none has."""
+    for split in (*_SELECTION_SPLITS, "train"):
+        if (record.get(split) or {}).get(key) is not None:
+            return split
+    return None
+
+
 # ------------------------------------------------------------ predictions.npz
 @dataclass
 class SplitPredictions:
-    """Reference and predicted values of one split (``train`` or ``test``).
+    """Reference and predicted values of one split (``train``, ``validation``, ``test``).
 
     Energies in eV ([S]), forces in eV/Å ([M, 3] with M ≤ sum N, the atoms with
     reference forces; shape (0, 3) without forces).
@@ -171,8 +237,10 @@ def _array(npz, key: str, path: Path) -> np.ndarray:
 def read_predictions(source: str | Path) -> dict[str, SplitPredictions]:
     """The splits in ``predictions.npz`` (a file or a run directory holding one).
 
-    Returns ``{"train": SplitPredictions, "test": …}`` with the splits present (a
-    split is present when its ``energy_ref`` array is).  Shapes are checked.
+    Returns ``{"train": SplitPredictions, "validation": …, "test": …}`` with the splits
+    present, in :data:`SPLITS` order (a split is present when its ``energy_ref`` array
+    is; files written before the validation split have train and test only).  Shapes
+    are checked.
     """
     path = Path(source)
     if path.is_dir():

@@ -11,8 +11,9 @@ _DESCRIPTION = (
     "Read a training-run directory (predictions.npz, log.jsonl, model.json), "
     "write metrics.json and the figures loss.png, energy_parity.png, "
     "force_parity.png, energy_error_hist.png, force_error_hist.png into "
-    "RUN_DIR/report/, and print the train/test metrics (energy per atom in "
-    "meV/atom, force components in eV/Å, Pearson r).")
+    "RUN_DIR/report/, and print the metrics of each split the run has (train, "
+    "validation, test; energy per atom in meV/atom, force components in eV/Å, "
+    "Pearson r).")
 
 
 def register(sub) -> None:

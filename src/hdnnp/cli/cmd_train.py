@@ -12,7 +12,7 @@ EXAMPLES = """\
   hdnnp train --config train.yaml
   # every configuration key with its type, range, default and meaning
   hdnnp train --help-config
-  # flags only: ænet's TiO2 setup, energies and forces, 90/10 split
+  # flags only: ænet's TiO2 setup, energies and forces, 80/10/10 split
   hdnnp train TiO2-xsf.tar.gz --reference-energies O=-432.503149303,Ti=-1604.604515075 \\
       --max-energy-above-min 1.0 --n-structures 1000 --descriptor chebyshev \\
       --radial 8.0 16 --angular 6.5 4 --hidden 15 15 --activation tanh \\
@@ -21,9 +21,14 @@ EXAMPLES = """\
   hdnnp train bundled:graphene-A --descriptor behler --cutoff 6.0 --size 8 -o runs/graphene
   # a committee of 4 members (seeds 1-4), two trained at a time, one thread each
   hdnnp train bundled:graphene-A --committee 4 --jobs 2 -o runs/graphene-committee
-  # continue an interrupted run, or extend a finished one to 900 epochs
+  # a chain: Adam with a cosine schedule, then Levenberg-Marquardt from the best model
+  hdnnp train bundled:graphene-A --stage adam:200:learning_rate=5e-3,learning_rate_final=1e-5 \
+      --stage lm:20 -o runs/graphene-chain
+  # continue an interrupted run, extend a finished one (its last stage runs 900 epochs
+  # in all), or append a stage to it
   hdnnp train --resume runs/tio2
   hdnnp train --resume runs/tio2 --epochs 900
+  hdnnp train --resume runs/tio2 --stage lm:30:lm_mu=0.1
 """
 
 
@@ -52,7 +57,11 @@ def register(sub) -> None:
     g.add_argument("--max-energy-per-atom", type=float, help="drop structures with cohesive "
                    "energy above this (eV/atom)")
     g.add_argument("--n-structures", type=int, help="draw this many structures (seeded)")
-    g.add_argument("--test-fraction", type=float, help="held-out fraction (default 0.1)")
+    g.add_argument("--validation-data", nargs="+", help="separate validation structures")
+    g.add_argument("--validation-fraction", type=float, help="fraction held out for "
+                   "validation: best model, early stopping (default 0.1)")
+    g.add_argument("--test-fraction", type=float, help="fraction held out for the test, "
+                   "evaluated once at the end (default 0.1)")
     g.add_argument("--data-seed", type=int, help="seed of sampling and split")
     g = p.add_argument_group("descriptor")
     g.add_argument("--descriptor", choices=["chebyshev", "behler"], help="descriptor kind")
@@ -71,7 +80,12 @@ def register(sub) -> None:
                    help="adam, lbfgs, sgd (with --batch-size 1: ænet's online_sd), lm "
                    "(Levenberg-Marquardt), kalman (n2p2's Kalman filter); their settings: "
                    "--help-config")
-    g.add_argument("--epochs", type=int)
+    g.add_argument("--epochs", type=int, help="epochs of the optimizer; with --resume: the "
+                   "last stage's epochs in all")
+    g.add_argument("--stage", action="append", metavar="OPT:EPOCHS[:KEY=VALUE,...]",
+                   help="a stage of a chain, repeatable (e.g. --stage adam:300 --stage lm:20; "
+                   "settings as in training.stages); with --resume: appended to the run's "
+                   "chain")
     g.add_argument("--batch-size", type=int)
     g.add_argument("--learning-rate", type=float)
     g.add_argument("--learning-rate-final", type=float, help="end of the cosine schedule")
@@ -123,11 +137,14 @@ def config_from_args(args) -> dict:
                       ("max_energy_above_min", "max_energy_above_min"),
                       ("max_energy_per_atom", "max_energy_per_atom"),
                       ("n_structures", "n_structures"), ("test_fraction", "test_fraction"),
+                      ("validation_fraction", "validation_fraction"),
                       ("seed", "data_seed")):
         if getattr(args, attr) is not None:
             d[key] = getattr(args, attr)
     if args.test_data:
         d["test"] = list(args.test_data)
+    if args.validation_data:
+        d["validation"] = list(args.validation_data)
     if args.reference_energies:
         d["reference_energies"] = _parse_refs(args.reference_energies)
     # "is not None": --cutoff 0 and --size 0 must reach the schema (and be refused there)
@@ -164,13 +181,37 @@ def config_from_args(args) -> dict:
                       ("dtype", "dtype"), ("committee", "committee"), ("jobs", "jobs")):
         if getattr(args, attr) is not None:
             t[key] = getattr(args, attr)
+    if args.stage:
+        t["stages"] = parse_stages(args.stage)
+        for derived in ("optimizer", "epochs"):  # the chain's unless given (then checked)
+            if getattr(args, derived) is None:
+                t.pop(derived, None)
     if args.output:
         cfg["output"] = args.output
     return cfg
 
 
+def parse_stages(texts: list[str]) -> list[dict]:
+    """``OPT:EPOCHS[:KEY=VALUE,...]`` flags as ``training.stages`` entries (values as text:
+    the schema converts and checks them)."""
+    stages = []
+    for text in texts:
+        parts = text.split(":", 2)
+        if len(parts) < 2 or not parts[0] or not parts[1]:
+            raise HdnnpError(f"--stage {text!r}: expected OPTIMIZER:EPOCHS[:KEY=VALUE,...], "
+                             "e.g. adam:300:learning_rate=1e-3")
+        stage = {"optimizer": parts[0].strip(), "epochs": parts[1].strip()}
+        for item in (parts[2].split(",") if len(parts) == 3 else []):
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise HdnnpError(f"--stage {text!r}: cannot read setting {item!r} (KEY=VALUE)")
+            stage[key.strip()] = value.strip()
+        stages.append(stage)
+    return stages
+
+
 #: flags that a resumed run takes (everything else is fixed by its config.json)
-RESUME_FLAGS = {"resume", "epochs", "quiet", "func", "help_config", "command"}
+RESUME_FLAGS = {"resume", "epochs", "stage", "quiet", "func", "help_config", "command"}
 
 
 def _refuse_flags_of_a_resumed_run(args) -> None:
@@ -181,7 +222,7 @@ def _refuse_flags_of_a_resumed_run(args) -> None:
         flags = ", ".join("--" + k.replace("_", "-") if k != "data" else "data files"
                           for k in given)
         raise HdnnpError(f"--resume continues {args.resume} with its own configuration; "
-                         f"{flags} cannot apply to it (only --epochs extends it)")
+                         f"{flags} cannot apply to it (only --epochs or --stage extend it)")
 
 
 def run(args) -> int:
@@ -190,21 +231,29 @@ def run(args) -> int:
     if args.help_config:
         print(describe_schema())
         return 0
-    from hdnnp.training.trainer import Trainer, raise_if_interrupted
+    from hdnnp.training import train
+    from hdnnp.training.trainer import raise_if_interrupted
 
     if args.resume:
         _refuse_flags_of_a_resumed_run(args)
-        cfg = TrainConfig.from_dict({"output": args.resume})
-        trainer = Trainer(cfg, resume=True, progress=not args.quiet, epochs=args.epochs)
+        if args.epochs is not None and args.stage:
+            raise HdnnpError("--resume takes --epochs (more epochs for the last stage) or "
+                             "--stage (new stages), not both")
+        output = args.resume
+        metrics = train(TrainConfig.from_dict({"output": output}), resume=True,
+                        progress=not args.quiet, epochs=args.epochs,
+                        stages=parse_stages(args.stage) if args.stage else None)
     else:
         cfg = TrainConfig.from_dict(config_from_args(args), "command line")
         if not cfg.data.train:
             raise HdnnpError("no training data: give files (or bundled:NAME) or --config")
-        trainer = Trainer(cfg, progress=not args.quiet)
-    metrics = trainer.run()
-    raise_if_interrupted(metrics, trainer.cfg.output)  # Ctrl-C: exit 130, where the model is
-    keys = [k for k in ("train_energy_rmse_meV_per_atom", "test_energy_rmse_meV_per_atom",
-                        "test_energy_mae_meV_per_atom", "train_force_rmse_eV_per_A",
+        output = cfg.output
+        metrics = train(cfg, progress=not args.quiet)
+    raise_if_interrupted(metrics, output)  # Ctrl-C: exit 130, where the model is
+    keys = [k for k in ("train_energy_rmse_meV_per_atom",
+                        "validation_energy_rmse_meV_per_atom",
+                        "test_energy_rmse_meV_per_atom", "test_energy_mae_meV_per_atom",
+                        "train_force_rmse_eV_per_A", "validation_force_rmse_eV_per_A",
                         "test_force_rmse_eV_per_A", "test_force_pearson_r", "wall_s")
             if k in metrics]
     print(json.dumps({k: metrics[k] for k in keys}, indent=2))

@@ -1,18 +1,19 @@
-"""Training of potentials: configuration, stored descriptors/Jacobians, the trainer."""
+"""Training of potentials.
+
+Modules, in the order data flows: ``config`` (the schema), ``datasets`` (loading,
+selection, the train/validation/test split), ``featureset`` (stored descriptors and
+Jacobians), ``losses``, ``jacobian`` and ``second_order`` (Levenberg-Marquardt, Kalman
+filter), ``evaluation`` (metrics, predictions, report), ``trainer`` (one potential, a
+chain of optimizer stages), ``committee`` (several), ``run`` (:func:`train`, the entry).
+"""
 
 from __future__ import annotations
 
 from hdnnp.training.config import TrainConfig, load_config
+from hdnnp.training.datasets import prepare_splits
 from hdnnp.training.featureset import FeatureSet, TrainingBatch
-from hdnnp.training.trainer import Trainer, fit_normalisation, prepare_data
-
-
-def train(cfg: TrainConfig | dict, resume: bool = False, progress: bool = True) -> dict:
-    """Train a potential from a configuration (object or dict); returns final metrics."""
-    if isinstance(cfg, dict):
-        cfg = TrainConfig.from_dict(cfg)
-    return Trainer(cfg, resume=resume, progress=progress).run()
-
+from hdnnp.training.run import train
+from hdnnp.training.trainer import Trainer, fit_normalisation
 
 __all__ = ["FeatureSet", "TrainConfig", "Trainer", "TrainingBatch", "fit_normalisation",
-           "load_config", "prepare_data", "train"]
+           "load_config", "prepare_splits", "train"]

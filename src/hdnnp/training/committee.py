@@ -14,7 +14,7 @@ Layout of a committee run directory::
     RUN/member-1/ ... member-K/ complete training runs (log, checkpoints, model, report)
     RUN/model.json             the committee potential (all members in one file)
     RUN/metrics.json, RUN/predictions.npz, RUN/report/   the committee's evaluation
-    RUN/split.json, RUN/test.extxyz                       the members' common split
+    RUN/split.json, RUN/validation.extxyz, RUN/test.extxyz   the members' common split
 
 Members are trained one after another, or ``jobs`` at a time in separate processes
 (with ``threads`` threads each, one by default: on a small CPU count one member per
@@ -36,6 +36,9 @@ from hdnnp.fileio import atomic_write_text
 from hdnnp.model import NeuralNetworkPotential
 from hdnnp.potential import load_potential, save_potential
 from hdnnp.training.config import TrainConfig
+from hdnnp.training.datasets import prepare_splits
+from hdnnp.training.evaluation import evaluate_run, write_split
+from hdnnp.training.trainer import Trainer
 
 
 def member_config(cfg: TrainConfig, k: int) -> TrainConfig:
@@ -59,26 +62,32 @@ def _member_state(run_dir: Path) -> str:
     return "started" if (run_dir / "checkpoint.pt").exists() else "new"
 
 
-def _train_member(cfg_dict: dict, resume: bool, verbose: bool, prefix: str) -> dict:
+def _train_member(cfg_dict: dict, resume: bool, extend: bool, verbose: bool,
+                  prefix: str) -> dict:
     """Train one member in a worker process (``jobs`` > 1); messages go to stdout."""
-    from hdnnp.training.trainer import Trainer
 
     def log(*args, **kwargs):
         print(prefix, *args, flush=True)
 
     try:
-        return Trainer(TrainConfig.from_dict(cfg_dict), resume=resume, progress=False,
-                       log=log if verbose else None).run()
+        return _member_trainer(TrainConfig.from_dict(cfg_dict), resume, extend, False,
+                               log if verbose else None).run()
     except HdnnpError as exc:
         # re-raised as the base class: it crosses the process boundary by pickling
         raise HdnnpError(f"{prefix} {exc}") from None
 
 
-def train_committee(cfg: TrainConfig, resume: bool = False, progress: bool = True,
-                    log=print) -> dict:
-    """Train (or resume) the committee configured by ``cfg``; returns its metrics."""
-    from hdnnp.training.trainer import Trainer, evaluate_run, prepare_data, write_split
+def _member_trainer(cfg: TrainConfig, resume: bool, extend: bool, progress: bool,
+                    log) -> Trainer:
+    return Trainer(cfg, resume=resume, progress=progress, log=log, extending=extend)
 
+
+def train_committee(cfg: TrainConfig, resume: bool = False, progress: bool = True,
+                    log=print, extend: bool = False) -> dict:
+    """Train (or resume) the committee configured by ``cfg``; returns its metrics.
+
+    ``extend``: the configuration of a resumed committee asks for more epochs or stages,
+    so that finished members continue too."""
     verbose = log is not None
     log = log or (lambda *a, **k: None)
     oc = cfg.training
@@ -92,24 +101,24 @@ def train_committee(cfg: TrainConfig, resume: bool = False, progress: bool = Tru
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
     t0 = time.perf_counter()
-    todo = [(k, m, s == "started") for k, (m, s) in enumerate(zip(members, states))
-            if s != "done"]
+    todo = [(k, m, s != "new") for k, (m, s) in enumerate(zip(members, states))
+            if s != "done" or extend]
     jobs = max(1, min(int(oc.jobs), len(todo)))
     log(f"committee of {size}: {size - len(todo)} member(s) already trained, training "
         f"{len(todo)}, {jobs} at a time")
     interrupted = False
     if jobs == 1:
         for k, m, res in todo:
-            result = Trainer(m, resume=res, progress=progress,
-                             log=lambda *a, k=k, **kw: log(f"member {k + 1}:", *a)).run()
+            result = _member_trainer(m, res, extend, progress,
+                                     lambda *a, k=k, **kw: log(f"member {k + 1}:", *a)).run()
             if result.get("stop_reason") == "interrupted":
                 interrupted = True
                 break
     else:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            futures = [pool.submit(_train_member, m.to_dict(), res, verbose, f"member {k + 1}:")
-                       for k, m, res in todo]
+            futures = [pool.submit(_train_member, m.to_dict(), res, extend, verbose,
+                                   f"member {k + 1}:") for k, m, res in todo]
             try:
                 wait(futures)
             except KeyboardInterrupt:
@@ -138,6 +147,8 @@ def train_committee(cfg: TrainConfig, resume: bool = False, progress: bool = Tru
         member_metrics.append({"member": k + 1, "seed": m.training.seed,
                                **{key: mm[key] for key in (
                                    "test_energy_rmse_meV_per_atom", "test_force_rmse_eV_per_A",
+                                   "validation_energy_rmse_meV_per_atom",
+                                   "validation_force_rmse_eV_per_A",
                                    "train_energy_rmse_meV_per_atom", "train_force_rmse_eV_per_A",
                                    "best_epoch", "epochs_run", "stop_reason", "wall_s")
                                   if key in mm}})
@@ -147,10 +158,9 @@ def train_committee(cfg: TrainConfig, resume: bool = False, progress: bool = Tru
     # written before the evaluation too: the report reads the reference energies from it
     save_potential(model, run_dir / "model.json", training=provenance)
 
-    train_ds, test_ds, _ = prepare_data(cfg)
-    write_split(run_dir, train_ds, test_ds)
-    metrics = evaluate_run(model, run_dir, train_ds, test_ds, figures=cfg.figures,
-                           progress=progress)
+    splits, _ = prepare_splits(cfg)
+    write_split(run_dir, splits)
+    metrics = evaluate_run(model, run_dir, splits, figures=cfg.figures, progress=progress)
     elapsed = time.perf_counter() - t0
     metrics.update({
         "committee": len(trained), "members": member_metrics,

@@ -7,7 +7,8 @@ Example (YAML)::
       reference_energies: {O: -432.503149303, Ti: -1604.604515075}
       max_energy_above_min: 1.0     # eV/atom: drop very high-energy structures
       n_structures: 1000            # draw 1000 with data.seed
-      test_fraction: 0.1
+      validation_fraction: 0.1      # best model and early stopping
+      test_fraction: 0.1            # evaluated once, at the end
       seed: 1
     descriptor:
       kind: chebyshev
@@ -19,11 +20,11 @@ Example (YAML)::
       hidden: [15, 15]
       activation: tanh
     training:
-      optimizer: adam
-      epochs: 300
-      batch_size: 16
-      learning_rate: 0.002
       force_weight: 0.1
+      batch_size: 16
+      stages:                       # a chain: each stage starts from the best model so far
+        - {optimizer: adam, epochs: 300, learning_rate: 0.002, learning_rate_final: 1.0e-5}
+        - {optimizer: lm, epochs: 20}
     output: runs/tio2
 
 Every key, with its type, range, default and meaning, is a field of the models below;
@@ -68,6 +69,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -220,6 +222,10 @@ class DataConfig(_Section):
         "structure files/directories/archives, or bundled:NAME for a bundled data set"))
     test: FileList = Field(default_factory=list, description=(
         "optional separate test files (otherwise test_fraction of train is held out)"))
+    validation: FileList = Field(default_factory=list, description=(
+        "optional separate validation files (otherwise validation_fraction of train is held "
+        "out); the validation set chooses the best model and stops early, the test set is "
+        "evaluated once at the end"))
     format: NonEmptyStr | None = Field(None, description="file format (null: guess from the "
                                        "name)")
     length_unit: NonEmptyStr | None = Field(None, description=(
@@ -238,9 +244,22 @@ class DataConfig(_Section):
         "(eV/atom)"))
     n_structures: Count | None = Field(None, description=(
         "draw this many structures (after filtering) with seed; null: all"))
+    validation_fraction: Float = Field(0.1, ge=0, lt=1, description=(
+        "fraction of the data held out as the validation set (best model, early stopping), "
+        "in [0, 1); 0: the training loss chooses"))
     test_fraction: Float = Field(0.1, ge=0, lt=1, description=(
-        "fraction of train held out as the test set, in [0, 1)"))
-    seed: Seed = Field(1, description="seed of sampling and train/test split")
+        "fraction of the data held out as the test set (evaluated once, at the end), in "
+        "[0, 1)"))
+    seed: Seed = Field(1, description="seed of sampling and the train/validation/test split")
+
+    @model_validator(mode="after")
+    def _fractions(self):
+        held = (0 if self.test else self.test_fraction) + (
+            0 if self.validation else self.validation_fraction)
+        if held >= 1:
+            raise _subkey_error("validation_fraction", f"validation_fraction + test_fraction "
+                                f"= {held:g} leaves no training data (must be < 1)")
+        return self
 
     @field_validator("length_unit", "energy_unit")
     @classmethod
@@ -316,10 +335,17 @@ class OptimConfig(_Section):
     force_fraction: Float = Field(1.0, ge=0, le=1, description=(
         "fraction of training structures whose forces enter the loss (0: energies only)"))
     early_stopping_patience: Count | None = Field(None, description=(
-        "stop when the test loss has not improved for this many epochs (null: never)"))
+        "end the stage when the validation loss has not improved for this many epochs "
+        "(null: never)"))
     refine_epochs: Int = Field(0, ge=0, le=MAX_COUNT, description=(
         "after epochs of the main optimiser, refine the best model so far with this many "
-        "full-batch L-BFGS epochs (e.g. Adam first, then L-BFGS)"))
+        "full-batch L-BFGS epochs (short for stages [optimizer, lbfgs])"))
+    stages: list[StageConfig] = Field(default_factory=list, description=(
+        "a chain of optimizers, e.g. [{optimizer: adam, epochs: 300}, {optimizer: lm, "
+        "epochs: 20}]: each stage starts from the best model so far and may set its own "
+        "optimizer settings (learning_rate, learning_rate_final, batch_size, momentum, "
+        "weight_decay, early_stopping_patience, lbfgs_*, lm_*, kalman_*); "
+        "empty: one stage of optimizer for epochs (then refine_epochs of lbfgs)"))
     lbfgs_history: Count = Field(50, description="L-BFGS history size")
     lbfgs_iterations_per_epoch: Count = Field(1, description="L-BFGS iterations per epoch")
     lm_mu: Float = Field(1e-2, gt=0, description=(
@@ -392,6 +418,18 @@ class OptimConfig(_Section):
 
     @model_validator(mode="after")
     def _consistent(self):
+        if self.stages:
+            # optimizer and epochs become the chain's first optimizer and total epochs (as
+            # written back to config.json); values given that say otherwise are refused
+            total = sum(st.epochs for st in self.stages)
+            if self.refine_epochs:
+                raise _subkey_error("refine_epochs", "cannot be combined with stages (add an "
+                                    "lbfgs stage instead)")
+            for key, value in (("optimizer", self.stages[0].optimizer), ("epochs", total)):
+                if key in self.model_fields_set and getattr(self, key) != value:
+                    raise _subkey_error(key, f"is {getattr(self, key)!r} but the stages say "
+                                        f"{value!r}; give stages or {key}, not both")
+                self.__dict__[key] = value
         if self.epochs + self.refine_epochs < 1:
             raise _subkey_error("epochs", f"a run needs at least one epoch (epochs = "
                                 f"{self.epochs}, refine_epochs = {self.refine_epochs})")
@@ -399,6 +437,82 @@ class OptimConfig(_Section):
             raise _subkey_error("force_weight", "energy_weight + force_weight must be > 0 "
                                 "(both are 0: nothing to fit)")
         return self
+
+
+    def stage_plan(self) -> list[OptimConfig]:
+        """The run's stages in order, each as complete settings whose ``optimizer`` and
+        ``epochs`` are the stage's (``stages``, or ``optimizer`` for ``epochs`` followed by
+        ``refine_epochs`` of L-BFGS)."""
+        base = self.model_dump(exclude={"stages"})
+        if self.stages:
+            plan = [{**base, **{k: v for k, v in st.model_dump().items() if v is not None}}
+                    for st in self.stages]
+        else:
+            plan = [{**base}] if self.epochs else []
+            if self.refine_epochs:
+                plan.append({**base, "optimizer": "lbfgs", "epochs": self.refine_epochs})
+        return [OptimConfig.model_validate({**d, "refine_epochs": 0}) for d in plan]
+
+
+#: optimizer settings a stage of a chain may set for itself (the others are the run's)
+STAGE_KEYS = ("learning_rate", "learning_rate_final", "batch_size", "momentum",
+              "weight_decay", "early_stopping_patience", "lbfgs_history",
+              "lbfgs_iterations_per_epoch", "lm_mu", "lm_mu_increase", "lm_mu_decrease",
+              "lm_force_rows", "lm_subset", "lm_block_atoms", "kalman_type", "kalman_epsilon",
+              "kalman_q0", "kalman_qtau", "kalman_qmin", "kalman_eta", "kalman_etatau",
+              "kalman_etamax", "kalman_lambda_short", "kalman_nue_short", "kalman_streams",
+              "kalman_force_fraction")
+
+
+def _stage_field(key: str):
+    info = OptimConfig.model_fields[key]
+    metadata = tuple(info.metadata)
+    tp = Annotated[(info.annotation, *metadata)] if metadata else info.annotation
+    return (tp | None, Field(None, description=f"{info.description} (null: the run's)"))
+
+
+#: one stage of a chain: its optimizer, its epochs and any of the STAGE_KEYS
+StageConfig = create_model(
+    "StageConfig", __base__=_Section,
+    optimizer=(OptimConfig.model_fields["optimizer"].annotation, Field(
+        description="optimizer of the stage (as training.optimizer)")),
+    epochs=(Count, Field(description="epochs of the stage (at most; early stopping may end "
+                         "it sooner)")),
+    **{key: _stage_field(key) for key in STAGE_KEYS})
+StageConfig.section = "training.stages"
+OptimConfig.model_rebuild()
+
+
+def extended_config(cfg: TrainConfig, last_stage_epochs: int | None = None,
+                    new_stages: list[dict] | None = None) -> TrainConfig:
+    """The configuration of a run continued with more epochs or more stages.
+
+    ``last_stage_epochs``: the last stage runs this many epochs in all (a run of one
+    optimizer: its ``epochs``); ``new_stages``: stages appended to the chain (each a dict
+    ``{optimizer, epochs, ...}`` as in ``training.stages``).  Errors are one line
+    naming the key.
+    """
+    if last_stage_epochs is not None and new_stages:
+        raise HdnnpError("give more epochs for the last stage or new stages, not both")
+    d = cfg.to_dict()
+    t = d["training"]
+    oc = cfg.training
+    if not new_stages and not oc.stages:  # keep the run's own form
+        t["refine_epochs" if oc.refine_epochs else "epochs"] = last_stage_epochs
+        return _validate(d, "--epochs")
+    base = oc.model_dump(exclude={"stages"})
+    stages = []
+    for st in oc.stage_plan():
+        own = st.model_dump()
+        stages.append({"optimizer": st.optimizer, "epochs": st.epochs,
+                       **{k: own[k] for k in STAGE_KEYS if own[k] != base[k]}})
+    if last_stage_epochs is not None:
+        stages[-1]["epochs"] = last_stage_epochs
+    stages.extend(dict(st) for st in new_stages or [])
+    t.update(stages=stages, refine_epochs=0)
+    for derived in ("optimizer", "epochs"):  # the chain's, from the stages
+        t.pop(derived)
+    return _validate(d, "--stage" if new_stages else "--epochs")
 
 
 def _default_descriptor() -> dict[str, Any]:
@@ -625,6 +739,8 @@ def _section_names(loc) -> list[str]:
         return list(TrainConfig.model_fields)
     if len(loc) == 1 and loc[0] in SECTIONS:
         return list(SECTIONS[loc[0]].model_fields)
+    if tuple(loc[:2]) == ("training", "stages") and len(loc) == 3:
+        return list(StageConfig.model_fields)
     return []
 
 

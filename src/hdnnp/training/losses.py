@@ -1,16 +1,14 @@
-r"""The training loss and the running error metrics of training batches.
+r"""The training loss of a batch of structures.
 
 .. math:: \mathcal L = w_E\,\Big\langle\Big(\frac{E_s - E^\mathrm{ref}_s}{N_s}\Big)^2
     \Big\rangle_s + w_F\,\big\langle (F_{ac} - F^\mathrm{ref}_{ac})^2\big\rangle_{ac}
 
 (eV, Å; ``energy_weight`` :math:`w_E`, ``force_weight`` :math:`w_F`), averaged over the
-structures and the force components that take part.  Metrics: MAE and RMSE of the energy
-per atom (meV/atom) and of the force components (meV/Å).
+structures and the force components that take part.  The metrics of a run are those of
+:mod:`hdnnp.training.evaluation`.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 
@@ -34,38 +32,17 @@ def batch_predictions(model: NeuralNetworkPotential, tb: TrainingBatch, with_for
     return energy, forces
 
 
-class ErrorAccumulator:
-    """Running sums for MAE/RMSE of energy per atom (meV/atom) and forces (meV/Å)."""
-
-    def __init__(self):
-        self.e_abs = self.e_sq = self.f_abs = self.f_sq = 0.0
-        self.n_e = self.n_f = 0
-
-    def add(self, energy, forces, tb: TrainingBatch):
-        de = ((energy.detach() - tb.energy) / tb.n_atoms).double()
-        self.e_abs += float(de.abs().sum())
-        self.e_sq += float((de * de).sum())
-        self.n_e += de.numel()
-        if forces is not None:
-            df = (forces.detach()[tb.force_atoms] - tb.forces[tb.force_atoms]).double()
-            self.f_abs += float(df.abs().sum())
-            self.f_sq += float((df * df).sum())
-            self.n_f += df.numel()
-
-    def result(self) -> dict:
-        out = {}
-        if self.n_e:
-            out["energy_mae_meV_per_atom"] = 1000 * self.e_abs / self.n_e
-            out["energy_rmse_meV_per_atom"] = 1000 * math.sqrt(self.e_sq / self.n_e)
-        if self.n_f:
-            out["force_mae_meV_per_A"] = 1000 * self.f_abs / self.n_f
-            out["force_rmse_meV_per_A"] = 1000 * math.sqrt(self.f_sq / self.n_f)
-        return out
-
-
-def loss_value(metrics: dict, cfg) -> float:
-    """The training loss implied by a metrics dict (used for early stopping)."""
-    loss = cfg.energy_weight * (metrics.get("energy_rmse_meV_per_atom", 0.0) / 1000) ** 2
-    if "force_rmse_meV_per_A" in metrics:
-        loss += cfg.force_weight * (metrics["force_rmse_meV_per_A"] / 1000) ** 2
+def batch_loss(model: NeuralNetworkPotential, tb: TrainingBatch, energy_weight: float,
+               force_weight: float, accumulator=None) -> torch.Tensor:
+    """The loss of the module docstring for one batch (differentiable in the weights);
+    ``accumulator`` (an :class:`~hdnnp.training.evaluation.ErrorAccumulator`) collects the
+    batch's predictions as well."""
+    energy, forces = batch_predictions(model, tb, force_weight > 0, create_graph=True)
+    de = (energy - tb.energy) / tb.n_atoms
+    loss = energy_weight * (de * de).mean()
+    if forces is not None:
+        df = forces[tb.force_atoms] - tb.forces[tb.force_atoms].to(forces.dtype)
+        loss = loss + force_weight * (df * df).mean()
+    if accumulator is not None:
+        accumulator.add(energy, forces, tb)
     return loss

@@ -18,9 +18,10 @@ import numpy as np
 import torch
 
 from hdnnp.model import NeuralNetworkPotential
+from hdnnp.training.evaluation import ErrorAccumulator
 from hdnnp.training.featureset import FeatureSet
 from hdnnp.training.jacobian import WeightLayout, batch_residuals
-from hdnnp.training.losses import ErrorAccumulator, batch_predictions
+from hdnnp.training.losses import batch_predictions
 
 
 def atom_blocks(fs: FeatureSet, indices: np.ndarray, max_atoms: int) -> list[np.ndarray]:
@@ -305,7 +306,7 @@ class KalmanFilter:
         if n_e:
             metrics["energy_rmse_meV_per_atom"] = 1000 * math.sqrt(e_sq / n_e)
         if n_f:
-            metrics["force_rmse_meV_per_A"] = 1000 * math.sqrt(f_sq / n_f)
+            metrics["force_rmse_eV_per_A"] = math.sqrt(f_sq / n_f)
         loss = self.weights.energy * e_sq / max(n_e, 1) + (
             self.weights.force * f_sq / n_f if n_f else 0.0)
         return loss, metrics

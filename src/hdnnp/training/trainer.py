@@ -11,14 +11,17 @@ with the force term over the atoms of the structures selected for force training
 (``force_fraction``, as aenet-PyTorch does).  Forces come from the stored pair
 Jacobians (:mod:`hdnnp.training.featureset`).  Optimisers: mini-batch Adam (cosine
 learning-rate schedule), full-batch L-BFGS with strong-Wolfe line search (ænet's
-default method), and gradient descent with momentum (``sgd``; batch size 1 is ænet's
-"online" training).
+default method), gradient descent with momentum (``sgd``; batch size 1 is ænet's
+"online" training), Levenberg-Marquardt and the Kalman filter
+(:mod:`hdnnp.training.second_order`), alone or as a chain of stages (Adam → LM, ...).
 
-A run directory holds ``config.json``, ``log.jsonl`` (one line per epoch),
-``checkpoint.pt`` (written atomically every epoch; loaded with
-``weights_only=True``), ``model.json`` (the best potential so far, by test loss),
-``split.json``, ``test.extxyz``, and at the end ``predictions.npz``, ``metrics.json``
-and the report figures.  ``Ctrl-C`` stops after the current step, keeping the best
+The best model is the one with the lowest validation loss; the test set is predicted
+once, at the end (:mod:`hdnnp.training.evaluation`).  A run directory holds
+``config.json``, ``log.jsonl`` (one line per epoch), ``checkpoint.pt`` (written
+atomically every epoch; loaded with ``weights_only=True``), ``model.json`` (the best
+potential so far, by validation loss), ``split.json``, ``validation.extxyz``,
+``test.extxyz``, and at the end ``predictions.npz``, ``metrics.json`` and the report
+figures.  ``Ctrl-C`` stops after the current step, keeping the best
 model; ``resume=True`` continues from the checkpoint.  An interrupted run returns metrics
 with ``stop_reason="interrupted"`` and ``model`` (the best model's path, None if no
 epoch finished); :func:`raise_if_interrupted` turns that into
@@ -46,15 +49,23 @@ import numpy as np
 import torch
 
 from hdnnp import __version__
-from hdnnp.data import Dataset, load_datasets
+from hdnnp.data import Dataset
 from hdnnp.descriptors import default_descriptor, descriptor_from_config
 from hdnnp.errors import HdnnpError
 from hdnnp.fileio import atomic_path, atomic_write_text
 from hdnnp.model import NeuralNetworkPotential
-from hdnnp.potential import save_potential
-from hdnnp.training.config import TrainConfig
-from hdnnp.training.featureset import FeatureSet, TrainingBatch
-from hdnnp.training.losses import ErrorAccumulator, batch_predictions, loss_value
+from hdnnp.potential import load_potential, save_potential
+from hdnnp.training.config import OptimConfig, TrainConfig
+from hdnnp.training.datasets import prepare_splits
+from hdnnp.training.evaluation import (
+    ErrorAccumulator,
+    evaluate_featureset,
+    evaluate_run,
+    selection_loss,
+    write_split,
+)
+from hdnnp.training.featureset import FeatureSet
+from hdnnp.training.losses import batch_loss
 from hdnnp.training.second_order import KalmanFilter, LevenbergMarquardt, LossWeights
 
 
@@ -81,67 +92,6 @@ def raise_if_interrupted(metrics: dict, run_dir: str | Path | None = None) -> No
     else:
         msg = f"no epoch finished, no model written; continue with 'hdnnp train --resume{where}'"
     raise TrainingInterrupted(msg, model)
-
-
-def check_finite_labels(ds: Dataset, what: str = "training") -> None:
-    """Raise :class:`HdnnpError` naming the first structure with a non-finite label.
-
-    Checked before any descriptor is computed: a NaN or inf energy, force or reference
-    energy would otherwise surface epochs later as a non-finite loss (and look like a
-    learning-rate problem).  Structures are named by ``info["source"]``.
-    """
-    for el, value in ds.reference_energies.items():
-        if not math.isfinite(float(value)):
-            raise HdnnpError(f"the reference energy of {el} is {value}; reference energies "
-                             "must be finite numbers (eV)")
-    energies = ds.energies
-    bad = np.flatnonzero(~np.isfinite(energies))
-    if bad.size:
-        raise HdnnpError(f"{ds.names[bad[0]]}: reference energy is {energies[bad[0]]} "
-                         f"({bad.size} {what} structure(s) with a non-finite energy)")
-    for k in range(len(ds)):
-        forces = ds.forces(k)
-        if forces is not None and not np.isfinite(forces).all():
-            atom = int(np.flatnonzero(~np.isfinite(forces).all(axis=1))[0])
-            raise HdnnpError(f"{ds.names[k]}: reference force on atom {atom + 1} is "
-                             f"{forces[atom].tolist()} (non-finite; {what} set)")
-
-
-ENERGY_KEYS = ("energy_mae_meV_per_atom", "energy_rmse_meV_per_atom")
-FORCE_KEYS = ("force_mae_meV_per_A", "force_rmse_meV_per_A")
-
-
-# --------------------------------------------------------------------------- data
-def prepare_data(cfg: TrainConfig) -> tuple[Dataset, Dataset, dict]:
-    """Training and test sets after filtering, sampling and splitting, plus a summary."""
-    dc = cfg.data
-    if not dc.train:
-        raise HdnnpError("no training data given (data.train is empty)")
-    ds = load_datasets(dc.train, dc.format, dc.length_unit, dc.energy_unit,
-                       require_energies=True)
-    if dc.reference_energies is not None:
-        ds.reference_energies = {k: float(v) for k, v in dc.reference_energies.items()}
-    missing = [e for e in ds.elements if e not in ds.reference_energies]
-    if ds.reference_energies and missing:
-        raise HdnnpError(f"reference energies missing for element(s) {', '.join(missing)}")
-    info = {"read": len(ds)}
-    if dc.max_energy_above_min is not None:
-        ds = ds.filter_energy(dc.max_energy_above_min, relative_to_minimum=True)
-        info["after_energy_cap"] = len(ds)
-    if dc.max_energy_per_atom is not None:
-        ds = ds.filter_energy(dc.max_energy_per_atom)
-        info["after_energy_cap"] = len(ds)
-    if dc.n_structures is not None:
-        ds = ds.sample(dc.n_structures, seed=dc.seed)
-    if dc.test:
-        test = load_datasets(dc.test, dc.format, dc.length_unit, dc.energy_unit,
-                             require_energies=True)
-        test.reference_energies = dict(ds.reference_energies)
-        train = ds
-    else:
-        train, test = ds.split(dc.test_fraction, seed=dc.seed)
-    info.update(n_train=len(train), n_test=len(test))
-    return train, test, info
 
 
 def build_descriptor(cfg: TrainConfig, elements):
@@ -208,8 +158,21 @@ def fit_normalisation(model: NeuralNetworkPotential, fs: FeatureSet, dataset: Da
 
 
 # --------------------------------------------------------------------- trainer
+def stage_label(st: OptimConfig) -> str:
+    """``optimizer:epochs`` of a stage, e.g. ``adam:300`` (the run's ``optimizer_chain``)."""
+    return f"{st.optimizer}:{st.epochs}"
+
+
 class Trainer:
-    """Train a potential as configured by a :class:`~hdnnp.training.config.TrainConfig`.
+    """Train one potential as configured by a :class:`~hdnnp.training.config.TrainConfig`
+    (a committee: :func:`hdnnp.training.train`, which trains its members with this class).
+
+    The run is a chain of stages (:meth:`OptimConfig.stage_plan`); every stage starts
+    from the best model so far and runs its epochs, or fewer when the validation loss has
+    not improved for ``early_stopping_patience`` epochs.  Epochs are numbered through the
+    whole chain.  The checkpoint of every epoch holds the stage, the optimizer's state and
+    both random generators, so a run killed anywhere resumes to the same model as a run
+    that was not (bit for bit with one thread).
 
     Example::
 
@@ -219,16 +182,18 @@ class Trainer:
     """
 
     def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True,
-                 log=print, epochs: int | None = None):
+                 log=print, extending: bool = False):
+        if cfg.training.committee > 1:
+            raise HdnnpError("a committee is trained by hdnnp.training.train, not by Trainer")
         self.cfg = cfg
         self.run_dir = Path(cfg.output)
         self.resume = resume
-        #: with ``resume``: run until this many epochs of the main optimizer (extends a
-        #: finished run; the log continues without a gap or a repeated epoch)
-        self.resume_epochs = epochs
+        #: a resumed run whose configuration asks for more epochs or stages
+        self.extending = extending
         self.progress = progress
         self.log = log or (lambda *a, **k: None)
         oc = cfg.training  # ranges (epochs, fractions, committee, ...): the schema's
+        self.plan = oc.stage_plan()
         self.device = resolve_device(oc.device)
         self.dtype = getattr(torch, oc.dtype)
         self.jacobian_dtype = getattr(torch, oc.jacobian_dtype)
@@ -239,73 +204,51 @@ class Trainer:
         if oc.threads:
             torch.set_num_threads(int(oc.threads))
         t0 = time.perf_counter()
-        self.train_ds, self.test_ds, self.data_info = prepare_data(cfg)
-        if len(self.train_ds) == 0:
-            raise HdnnpError("the training set is empty")
-        check_finite_labels(self.train_ds, "training")
-        check_finite_labels(self.test_ds, "test")
-        elements = self.train_ds.elements
-        if len(self.test_ds):
-            extra = set(self.test_ds.elements) - set(elements)
-            if extra:
-                raise HdnnpError(f"test set has element(s) {', '.join(sorted(extra))} that are "
-                                 "not in the training set")
-        descriptor = build_descriptor(cfg, elements)
+        self.splits, self.data_info = prepare_splits(cfg)
+        train_ds, valid_ds = self.splits["train"], self.splits["validation"]
+        descriptor = build_descriptor(cfg, train_ds.elements)
         torch.manual_seed(oc.seed)
         self.model = NeuralNetworkPotential(
             descriptor, cfg.network.hidden, cfg.network.activation,
-            reference_energies=self.train_ds.reference_energies).to(self.device, self.dtype)
+            reference_energies=train_ds.reference_energies).to(self.device, self.dtype)
         gen = torch.Generator().manual_seed(oc.seed)
         for e in self.model.elements:
             self.model.networks[e].reset_parameters(gen)
 
         rng = np.random.default_rng(oc.seed)
-        has_f = self.train_ds.has_forces
-        force_mask = np.zeros(len(self.train_ds), dtype=bool)
+        has_f = train_ds.has_forces
+        force_mask = np.zeros(len(train_ds), dtype=bool)
         if oc.force_weight > 0 and oc.force_fraction > 0 and has_f.any():
             cand = np.flatnonzero(has_f)
             n_f = round(oc.force_fraction * len(cand))
             force_mask[np.sort(rng.choice(cand, size=n_f, replace=False))] = True
         self.train_force_mask = force_mask
-        test_mask = self.test_ds.has_forces if oc.force_weight > 0 else np.zeros(
-            len(self.test_ds), bool)
+        valid_mask = valid_ds.has_forces if oc.force_weight > 0 else np.zeros(
+            len(valid_ds), bool)
         self.log(f"data: {self.data_info}; force structures: {int(force_mask.sum())} train, "
-                 f"{int(test_mask.sum())} test")
+                 f"{int(valid_mask.sum())} validation")
         kw = dict(dtype=self.dtype, jacobian_dtype=self.jacobian_dtype, device=self.device,
                   progress=self.progress)
-        self.train_fs = FeatureSet(descriptor, self.train_ds, force_mask, desc="train descriptors",
+        self.train_fs = FeatureSet(descriptor, train_ds, force_mask, desc="train descriptors",
                                    **kw)
-        self.test_fs = (FeatureSet(descriptor, self.test_ds, test_mask, desc="test descriptors",
-                                   **kw) if len(self.test_ds) else None)
-        mem = self.train_fs.memory_bytes() + (self.test_fs.memory_bytes() if self.test_fs else 0)
+        # the test set has no feature set: it is predicted once, at the end
+        self.valid_fs = (FeatureSet(descriptor, valid_ds, valid_mask,
+                                    desc="validation descriptors", **kw)
+                         if len(valid_ds) else None)
+        mem = self.train_fs.memory_bytes() + (self.valid_fs.memory_bytes()
+                                              if self.valid_fs else 0)
         self.setup_s = time.perf_counter() - t0
         self.log(f"descriptors: {descriptor.kind}, {descriptor.max_features} features, cutoff "
                  f"{descriptor.cutoff:.2f} Å; stored {mem / 2**20:.0f} MiB in {self.setup_s:.1f} s")
-        self.norm_info = fit_normalisation(self.model, self.train_fs, self.train_ds)
+        if self.valid_fs is None:
+            self.log("no validation set: the training loss chooses the best model")
+        self.norm_info = fit_normalisation(self.model, self.train_fs, train_ds)
         if oc.init_model:
             self._load_initial_model(oc.init_model)
         self.rng = rng
 
-    def _extend(self, epochs: int) -> None:
-        """Set the main optimizer's epochs of a resumed run (refused where it cannot apply)."""
-        oc = self.cfg.training
-        if oc.committee > 1:
-            raise HdnnpError(f"{self.run_dir}: --epochs cannot extend a committee run yet; "
-                             "resume it without --epochs")
-        if oc.refine_epochs:
-            raise HdnnpError(f"{self.run_dir}: --epochs cannot extend a run with an L-BFGS "
-                             f"refinement (refine_epochs = {oc.refine_epochs} follow the main "
-                             "epochs); start a new run with --init-model")
-        try:
-            oc.epochs = epochs
-        except Exception as exc:  # pydantic's ValidationError: the schema's range
-            raise HdnnpError(f"--epochs {epochs}: {str(exc).splitlines()[-1].strip()}") \
-                from None
-
     def _load_initial_model(self, path) -> None:
         """Copy weights and normalisation from a potential with the same set-up."""
-        from hdnnp.potential import load_potential
-
         init = load_potential(path)
         if init.elements != self.model.elements or \
                 init.descriptor.to_config() != self.model.descriptor.to_config():
@@ -317,86 +260,67 @@ class Trainer:
             raise HdnnpError(f"{path}: network architecture differs ({exc})") from None
         self.norm_info["init_model"] = str(path)
 
-    def _kind(self, epoch: int) -> str:
-        """The optimiser of an epoch: the main one, then L-BFGS in the refinement."""
-        oc = self.cfg.training
-        return oc.optimizer if epoch <= oc.epochs else "lbfgs"
-
-    def _make_optimizer(self, kind: str):
+    def _make_optimizer(self, st: OptimConfig):
         oc = self.cfg.training
         params = list(self.model.parameters())
         weights = LossWeights(oc.energy_weight, oc.force_weight)
-        if kind == "lm":
-            return LevenbergMarquardt(self.model, weights, mu=oc.lm_mu,
-                                      mu_increase=oc.lm_mu_increase,
-                                      mu_decrease=oc.lm_mu_decrease,
-                                      force_rows=oc.lm_force_rows, subset=oc.lm_subset,
-                                      block_atoms=oc.lm_block_atoms)
-        if kind == "kalman":
-            return KalmanFilter(self.model, weights, kalman_type=oc.kalman_type,
-                                epsilon=oc.kalman_epsilon, q0=oc.kalman_q0,
-                                qtau=oc.kalman_qtau, qmin=oc.kalman_qmin, eta=oc.kalman_eta,
-                                etatau=oc.kalman_etatau, etamax=oc.kalman_etamax,
-                                lambda_=oc.kalman_lambda_short, nu=oc.kalman_nue_short,
-                                streams=oc.kalman_streams,
-                                force_fraction=oc.kalman_force_fraction)
-        if kind == "adam":
-            opt = torch.optim.Adam(params, lr=oc.learning_rate, weight_decay=oc.weight_decay)
-        elif kind == "sgd":
-            opt = torch.optim.SGD(params, lr=oc.learning_rate, momentum=oc.momentum,
-                                  weight_decay=oc.weight_decay)
-        else:
-            # max_eval bounds the line search too (torch passes max_eval - evaluations
-            # so far as its budget): allow 25 evaluations per iteration
-            opt = torch.optim.LBFGS(params, lr=1.0, max_iter=oc.lbfgs_iterations_per_epoch,
-                                    max_eval=25 * oc.lbfgs_iterations_per_epoch,
-                                    history_size=oc.lbfgs_history,
-                                    line_search_fn="strong_wolfe", tolerance_grad=1e-12,
-                                    tolerance_change=1e-15)
-        return opt
+        if st.optimizer == "lm":
+            return LevenbergMarquardt(self.model, weights, mu=st.lm_mu,
+                                      mu_increase=st.lm_mu_increase,
+                                      mu_decrease=st.lm_mu_decrease,
+                                      force_rows=st.lm_force_rows, subset=st.lm_subset,
+                                      block_atoms=st.lm_block_atoms)
+        if st.optimizer == "kalman":
+            return KalmanFilter(self.model, weights, kalman_type=st.kalman_type,
+                                epsilon=st.kalman_epsilon, q0=st.kalman_q0,
+                                qtau=st.kalman_qtau, qmin=st.kalman_qmin, eta=st.kalman_eta,
+                                etatau=st.kalman_etatau, etamax=st.kalman_etamax,
+                                lambda_=st.kalman_lambda_short, nu=st.kalman_nue_short,
+                                streams=st.kalman_streams,
+                                force_fraction=st.kalman_force_fraction)
+        if st.optimizer == "adam":
+            return torch.optim.Adam(params, lr=st.learning_rate, weight_decay=st.weight_decay)
+        if st.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=st.learning_rate, momentum=st.momentum,
+                                   weight_decay=st.weight_decay)
+        # max_eval bounds the line search too (torch passes max_eval - evaluations so far
+        # as its budget): allow 25 evaluations per iteration
+        return torch.optim.LBFGS(params, lr=1.0, max_iter=st.lbfgs_iterations_per_epoch,
+                                 max_eval=25 * st.lbfgs_iterations_per_epoch,
+                                 history_size=st.lbfgs_history, line_search_fn="strong_wolfe",
+                                 tolerance_grad=1e-12, tolerance_change=1e-15)
 
-    def _lr_at(self, epoch: int) -> float | None:
-        oc = self.cfg.training
-        if self._kind(epoch) in ("lbfgs", "lm", "kalman"):
+    @staticmethod
+    def _lr_at(st: OptimConfig, step: int) -> float | None:
+        """Learning rate of the ``step``-th epoch (1-based) of a stage: constant, or the
+        cosine schedule from ``learning_rate`` to ``learning_rate_final`` over the stage."""
+        if st.optimizer in ("lbfgs", "lm", "kalman"):
             return None
-        if oc.learning_rate_final is None:
-            return oc.learning_rate
-        frac = min(1.0, (epoch - 1) / max(1, oc.epochs - 1))
-        return oc.learning_rate_final + 0.5 * (oc.learning_rate - oc.learning_rate_final) * (
+        if st.learning_rate_final is None:
+            return st.learning_rate
+        frac = min(1.0, (step - 1) / max(1, st.epochs - 1))
+        return st.learning_rate_final + 0.5 * (st.learning_rate - st.learning_rate_final) * (
             1 + math.cos(math.pi * frac))
 
     # ------------------------------------------------------------ one epoch
-    def _loss(self, tb: TrainingBatch, acc: ErrorAccumulator | None):
-        oc = self.cfg.training
-        use_f = oc.force_weight > 0
-        energy, forces = batch_predictions(self.model, tb, use_f, create_graph=True)
-        de = (energy - tb.energy) / tb.n_atoms
-        loss = oc.energy_weight * (de * de).mean()
-        if forces is not None:
-            df = forces[tb.force_atoms] - tb.forces[tb.force_atoms].to(forces.dtype)
-            loss = loss + oc.force_weight * (df * df).mean()
-        if acc is not None:
-            acc.add(energy, forces, tb)
-        return loss
-
-    def _epoch(self, opt, epoch: int) -> tuple[float, dict]:
+    def _epoch(self, opt, st: OptimConfig, step: int) -> tuple[float, dict]:
         oc = self.cfg.training
         self.model.train()
-        lr = self._lr_at(epoch)
+        lr = self._lr_at(st, step)
         if lr is not None:
             for group in opt.param_groups:
                 group["lr"] = lr
-        if self._kind(epoch) in ("lm", "kalman"):
+        if st.optimizer in ("lm", "kalman"):
             return opt.epoch(self.train_fs, self.rng)
         acc = ErrorAccumulator()
-        if self._kind(epoch) == "lbfgs":
+        if st.optimizer == "lbfgs":
             tb = self.train_fs.batch()
             state = {}
 
             def closure():
                 opt.zero_grad()
                 a = ErrorAccumulator()
-                loss = self._loss(tb, a)
+                loss = batch_loss(self.model, tb, oc.energy_weight, oc.force_weight, a)
                 loss.backward()
                 # report the point the epoch starts from (later calls are line-search trials)
                 state.setdefault("start", (float(loss.detach()), a))
@@ -408,11 +332,11 @@ class Trainer:
         n = len(self.train_fs)
         order = self.rng.permutation(n)
         total, count = 0.0, 0
-        for start in range(0, n, oc.batch_size):
-            idx = np.sort(order[start:start + oc.batch_size])
+        for start in range(0, n, st.batch_size):
+            idx = np.sort(order[start:start + st.batch_size])
             tb = self.train_fs.batch(idx)
             opt.zero_grad()
-            loss = self._loss(tb, acc)
+            loss = batch_loss(self.model, tb, oc.energy_weight, oc.force_weight, acc)
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(idx)
@@ -420,34 +344,25 @@ class Trainer:
         return total / max(count, 1), acc.result()
 
     def _evaluate(self, fs: FeatureSet | None) -> dict:
-        if fs is None or len(fs) == 0:
-            return {}
-        self.model.eval()
-        acc = ErrorAccumulator()
-        n = len(fs)
-        step = max(1, self.cfg.training.batch_size * 8)
-        chunks = [None] if n <= step else [np.arange(s, min(n, s + step))
-                                           for s in range(0, n, step)]
-        for idx in chunks:
-            tb = fs.batch(idx)
-            energy, forces = batch_predictions(self.model, tb, True, create_graph=False)
-            acc.add(energy, forces, tb)
-        return acc.result()
+        return evaluate_featureset(self.model, fs, step=self.cfg.training.batch_size * 8)
 
     # ----------------------------------------------------------- checkpoint
-    def _save_checkpoint(self, opt, epoch, best, extra):
+    def _save_checkpoint(self, opt, epoch, best, position, elapsed):
         state = {
             "epoch": epoch,
+            "stage": position["stage"],
+            "stage_first_epoch": position["first_epoch"],
+            "stage_ended": position["ended"],
             "model": self.model.state_dict(),
             "optimizer": opt.state_dict(),
-            "optimizer_kind": self._kind(epoch),
+            "optimizer_kind": self.plan[position["stage"]].optimizer,
             "best_model": best["state"],
             "best_loss": best["loss"],
             "best_epoch": best["epoch"],
             "bad_epochs": best["bad"],
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": json.dumps(self.rng.bit_generator.state),
-            "elapsed_s": extra["elapsed"],
+            "elapsed_s": elapsed,
         }
         with atomic_path(self.run_dir / "checkpoint.pt") as tmp:
             torch.save(state, tmp)
@@ -462,14 +377,41 @@ class Trainer:
             raise HdnnpError(f"{path}: cannot read checkpoint ({exc.__class__.__name__})") from None
         self.model.load_state_dict(state["model"])
         epoch = int(state["epoch"])
-        opt = self._make_optimizer(self._kind(epoch + 1))
-        if state.get("optimizer_kind", self._kind(epoch)) == self._kind(epoch + 1):
+        if "stage" in state:
+            position = {"stage": int(state["stage"]),
+                        "first_epoch": int(state["stage_first_epoch"]),
+                        "ended": bool(state["stage_ended"])}
+        else:  # written before chains: main epochs, then the L-BFGS refinement
+            main = self.plan[0].epochs if len(self.plan) > 1 else epoch + 1
+            position = ({"stage": 0, "first_epoch": 1, "ended": False} if epoch < main else
+                        {"stage": 1, "first_epoch": main + 1, "ended": False}
+                        if epoch > main else {"stage": 0, "first_epoch": 1, "ended": True})
+        if position["stage"] >= len(self.plan):
+            raise HdnnpError(f"{path}: stage {position['stage'] + 1} of a chain of "
+                             f"{len(self.plan)} stages; the configuration has changed")
+        opt = None
+        if state.get("optimizer_kind") == self.plan[position["stage"]].optimizer:
+            opt = self._make_optimizer(self.plan[position["stage"]])
             opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"].cpu())
         self.rng.bit_generator.state = json.loads(state["numpy_rng"])
         best = {"state": state["best_model"], "loss": state["best_loss"],
                 "epoch": state["best_epoch"], "bad": state["bad_epochs"]}
-        return opt, epoch, best, float(state.get("elapsed_s", 0.0))
+        return opt, epoch, best, position, float(state.get("elapsed_s", 0.0))
+
+    def _check_extension(self, last_epoch: int, position: dict, best: dict) -> None:
+        """A run extended in its last stage must get epochs it has not run; a stage that
+        ended early continues (its patience counts afresh)."""
+        last = len(self.plan) - 1
+        if position["stage"] != last:
+            return
+        done = last_epoch - position["first_epoch"] + 1
+        if done >= self.plan[last].epochs:
+            raise HdnnpError(f"{self.run_dir}: its last stage ({self.plan[last].optimizer}) "
+                             f"has run {done} epochs already; {self.plan[last].epochs} in all "
+                             "would not add any")
+        position["ended"] = False
+        best["bad"] = 0
 
     # ------------------------------------------------------------ provenance
     def _provenance(self, best, elapsed, metrics=None) -> dict:
@@ -477,12 +419,12 @@ class Trainer:
         prov = {
             "data": list(self.cfg.data.train),
             "data_selection": self.data_info,
-            "n_train": len(self.train_ds),
-            "n_test": len(self.test_ds),
+            **{f"n_{name}": len(ds) for name, ds in self.splits.items()},
             "n_force_structures": int(self.train_force_mask.sum()),
             "seed": oc.seed,
             "data_seed": self.cfg.data.seed,
             "optimizer": oc.optimizer,
+            "optimizer_chain": [stage_label(st) for st in self.plan],
             "epochs": best.get("last_epoch"),
             "best_epoch": best["epoch"],
             "wall_s": round(elapsed, 2),
@@ -499,21 +441,9 @@ class Trainer:
 
     # ------------------------------------------------------------------- run
     def run(self) -> dict:
-        """Train; returns the final metrics (also written to ``metrics.json``)."""
+        """Train (or resume); returns the final metrics (also written to ``metrics.json``)."""
         run_dir = self.run_dir
-        if self.resume:
-            saved = run_dir / "config.json"
-            if saved.exists():
-                self.cfg = TrainConfig.from_dict(json.loads(saved.read_text()), str(saved))
-                self.cfg.output = str(run_dir)  # where it is now, not where it was started
-            if self.resume_epochs is not None:
-                self._extend(self.resume_epochs)
         cfg, oc = self.cfg, self.cfg.training
-        if oc.committee > 1:
-            from hdnnp.training.committee import train_committee
-
-            return train_committee(cfg, resume=self.resume, progress=self.progress,
-                                   log=self.log)
         log_path = run_dir / "log.jsonl"
         if run_dir.exists() and (run_dir / "checkpoint.pt").exists() and not self.resume:
             raise HdnnpError(f"{run_dir} already holds a training run; use --resume to continue "
@@ -521,49 +451,63 @@ class Trainer:
         run_dir.mkdir(parents=True, exist_ok=True)
         run_start = time.perf_counter()
         self._setup()
-        atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
-        write_split(run_dir, self.train_ds, self.test_ds)
 
-        opt = self._make_optimizer(oc.optimizer)
-        start_epoch, elapsed = 0, 0.0
+        opt, last_epoch, elapsed = None, 0, 0.0
+        position = {"stage": 0, "first_epoch": 1, "ended": False}
         best = {"state": copy.deepcopy(self.model.state_dict()), "loss": float("inf"),
                 "epoch": 0, "bad": 0}
         log_lines: list[str] = []
-        if self.resume:
-            opt, start_epoch, best, elapsed = self._load_checkpoint()
+        if self.resume and (run_dir / "checkpoint.pt").exists():
+            opt, last_epoch, best, position, elapsed = self._load_checkpoint()
             if log_path.exists():
                 log_lines = [ln for ln in log_path.read_text().splitlines()
-                             if ln.strip() and json.loads(ln)["epoch"] <= start_epoch]
-            self.log(f"resuming {run_dir} after epoch {start_epoch}")
-            if self.resume_epochs is not None and start_epoch > oc.epochs:
-                raise HdnnpError(f"{run_dir} has run {start_epoch} epochs already; --epochs "
-                                 f"{oc.epochs} would not add any")
+                             if ln.strip() and json.loads(ln)["epoch"] <= last_epoch]
+            if self.extending:
+                self._check_extension(last_epoch, position, best)
+            self.log(f"resuming {run_dir} after epoch {last_epoch} (stage "
+                     f"{position['stage'] + 1} of {len(self.plan)})")
+        elif self.resume:  # interrupted before the first epoch finished: a fresh start
+            self.log(f"{run_dir}: no epoch had finished; starting from the beginning")
+        # after the checks of an extension: a refused one leaves the run as it was
+        atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
+        write_split(run_dir, self.splits)
 
-        total_epochs = oc.epochs + oc.refine_epochs
-        epochs = range(start_epoch + 1, total_epochs + 1)
+        total_epochs = sum(st.epochs for st in self.plan)
         bar = None
         if self.progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=total_epochs, initial=start_epoch, desc="training", unit="epoch")
+            bar = tqdm(total=total_epochs, initial=min(last_epoch, total_epochs),
+                       desc="training", unit="epoch")
         t_start = time.perf_counter() - elapsed
         stop_reason = "epochs"
-        last_epoch = start_epoch
         try:
-            for epoch in epochs:
-                if epoch == oc.epochs + 1:
-                    # refinement: L-BFGS from the best model of the main phase
-                    self.model.load_state_dict(best["state"])
-                    opt = self._make_optimizer("lbfgs")
-                    self.log(f"epoch {epoch}: refining the best model (epoch {best['epoch']}) "
-                             "with L-BFGS")
-                loss, train_running = self._epoch(opt, epoch)
+            while position["stage"] < len(self.plan):
+                st = self.plan[position["stage"]]
+                step = last_epoch - position["first_epoch"] + 2  # the next epoch's, in stage
+                if position["ended"] or step > st.epochs:
+                    position = {"stage": position["stage"] + 1, "first_epoch": last_epoch + 1,
+                                "ended": False}
+                    opt = None
+                    if position["stage"] < len(self.plan):
+                        # the next stage starts from the best model so far
+                        self.model.load_state_dict(best["state"])
+                        best["bad"] = 0
+                        self.log(f"epoch {last_epoch + 1}: stage {position['stage'] + 1} "
+                                 f"({stage_label(self.plan[position['stage']])}) from the "
+                                 f"best model (epoch {best['epoch']})")
+                    continue
+                if opt is None:
+                    opt = self._make_optimizer(st)
+                epoch = last_epoch + 1
+                loss, train_running = self._epoch(opt, st, step)
                 if not math.isfinite(loss):
                     stop_reason = "non-finite loss"
                     # the labels were checked finite in _setup: this is divergence
                     hint = (f"the optimisation diverged (labels are finite); try a smaller "
-                            f"learning rate than {oc.learning_rate}" if self._kind(epoch) !=
-                            "lbfgs" else "the L-BFGS step diverged (labels are finite)")
+                            f"learning rate than {st.learning_rate}"
+                            if st.optimizer in ("adam", "sgd") else
+                            f"the {st.optimizer} step diverged (labels are finite)")
                     if best["epoch"] == 0:
                         raise HdnnpError(f"epoch {epoch}: the training loss is {loss} before "
                                          f"any epoch improved the model: {hint}; no model "
@@ -574,43 +518,46 @@ class Trainer:
                 train_m = (self._evaluate(self.train_fs)
                            if oc.eval_train_every and epoch % oc.eval_train_every == 0
                            else train_running)
-                test_m = self._evaluate(self.test_fs)
-                sel = loss_value(test_m if test_m else train_m, oc)
+                valid_m = self._evaluate(self.valid_fs)
+                sel = selection_loss(valid_m if valid_m else train_m, oc.energy_weight,
+                                     oc.force_weight)
                 improved = sel < best["loss"]
                 if improved:
                     best.update(state=copy.deepcopy(self.model.state_dict()), loss=sel,
                                 epoch=epoch, bad=0)
                 else:
                     best["bad"] += 1
+                if st.early_stopping_patience is not None and \
+                        best["bad"] >= st.early_stopping_patience:
+                    position["ended"] = True
                 elapsed = time.perf_counter() - t_start
-                rec = {"epoch": epoch, "wall_s": round(elapsed, 3), "loss": loss,
-                       "lr": self._lr_at(epoch), "train": train_m}
-                if test_m:
-                    rec["test"] = test_m
+                rec = {"epoch": epoch, "stage": position["stage"] + 1,
+                       "optimizer": st.optimizer, "wall_s": round(elapsed, 3), "loss": loss,
+                       "lr": self._lr_at(st, step), "train": train_m}
+                if valid_m:
+                    rec["validation"] = valid_m
                 rec["best"] = improved
                 log_lines.append(json.dumps(rec))
                 atomic_write_text(log_path, "\n".join(log_lines) + "\n")
                 if improved:
                     self._write_model(best["state"], self._provenance(
-                        {**best, "last_epoch": epoch}, elapsed, _prefixed(test_m, "test")))
-                self._save_checkpoint(opt, epoch, best, {"elapsed": elapsed})
+                        {**best, "last_epoch": epoch}, elapsed,
+                        _prefixed(valid_m, "validation")))
+                self._save_checkpoint(opt, epoch, best, position, elapsed)
                 last_epoch = epoch
                 if bar is not None:
                     bar.update(1)
-                    post = {"loss": f"{loss:.3g}"}
-                    shown = test_m or train_m
-                    if "energy_rmse_meV_per_atom" in shown:
-                        post["E"] = f"{shown['energy_rmse_meV_per_atom']:.2f}meV/at"
-                    if "force_rmse_meV_per_A" in shown:
-                        post["F"] = f"{shown['force_rmse_meV_per_A'] / 1000:.3f}eV/Å"
-                    bar.set_postfix(post)
-                if oc.early_stopping_patience is not None and best["bad"] >= \
-                        oc.early_stopping_patience:
+                    self._show(bar, loss, valid_m or train_m)
+                if position["ended"]:
+                    self.log(f"epoch {epoch}: no improvement of the validation loss for "
+                             f"{best['bad']} epochs; stage {position['stage'] + 1} ends")
                     stop_reason = "early stopping"
-                    break
                 if oc.max_time_s is not None and time.perf_counter() - run_start >= oc.max_time_s:
                     stop_reason = "time limit"
                     break
+            else:
+                if stop_reason != "early stopping" or not self.plan[-1].early_stopping_patience:
+                    stop_reason = "epochs"
         except KeyboardInterrupt:
             stop_reason = "interrupted"
             self.log("\ninterrupted: keeping the best model so far")
@@ -629,71 +576,34 @@ class Trainer:
         metrics["model"] = str(run_dir / "model.json")
         return metrics
 
+    @staticmethod
+    def _show(bar, loss: float, shown: dict) -> None:
+        post = {"loss": f"{loss:.3g}"}
+        if "energy_rmse_meV_per_atom" in shown:
+            post["E"] = f"{shown['energy_rmse_meV_per_atom']:.2f}meV/at"
+        if "force_rmse_eV_per_A" in shown:
+            post["F"] = f"{shown['force_rmse_eV_per_A']:.3f}eV/Å"
+        bar.set_postfix(post)
+
     def _write_model(self, state, provenance):
         model = copy.deepcopy(self.model)
         model.load_state_dict(state)
         save_potential(model, self.run_dir / "model.json", training=provenance)
 
     def _finish(self, best, last_epoch, elapsed, stop_reason) -> dict:
-        metrics = evaluate_run(self.model, self.run_dir, self.train_ds, self.test_ds,
-                               self.train_force_mask, figures=self.cfg.figures,
-                               progress=self.progress)
+        metrics = evaluate_run(self.model, self.run_dir, self.splits, self.train_force_mask,
+                               figures=self.cfg.figures, progress=self.progress)
         metrics.update({"stop_reason": stop_reason, "epochs_run": last_epoch,
                         "best_epoch": best["epoch"], "wall_s": round(elapsed, 2),
-                        "setup_s": round(self.setup_s, 2)})
+                        "setup_s": round(self.setup_s, 2),
+                        "optimizer_chain": [stage_label(st) for st in self.plan]})
         atomic_write_text(self.run_dir / "metrics.json", json.dumps(metrics, indent=2))
         prov = self._provenance({**best, "last_epoch": last_epoch}, elapsed, metrics)
         save_potential(self.model, self.run_dir / "model.json", training=prov)
-        self.log(f"stopped ({stop_reason}) after epoch {last_epoch}; best epoch {best['epoch']}; "
-                 f"model: {self.run_dir / 'model.json'}")
+        self.log(f"stopped ({stop_reason}) after epoch {last_epoch}; best epoch {best['epoch']} "
+                 f"(by the {'validation' if self.valid_fs else 'training'} loss); model: "
+                 f"{self.run_dir / 'model.json'}")
         return metrics
-
-
-def write_split(run_dir: Path, train_ds: Dataset, test_ds: Dataset) -> None:
-    """``split.json`` (structure names) and ``test.extxyz`` (the test structures)."""
-    atomic_write_text(run_dir / "split.json", json.dumps(
-        {"train": train_ds.names, "test": test_ds.names}, indent=0))
-    if len(test_ds):
-        from hdnnp.io import write_structures
-
-        write_structures(run_dir / "test.extxyz", test_ds.structures, format="extxyz")
-
-
-def evaluate_run(model: NeuralNetworkPotential, run_dir: Path, train_ds: Dataset,
-                 test_ds: Dataset, train_force_mask=None, figures: bool = True,
-                 progress: bool = False) -> dict:
-    """Predict the training and test sets with the full model (descriptors and forces by
-    autograd), write ``predictions.npz`` and the report; returns the report's metrics.
-
-    ``train_force_mask`` restricts the training-force metrics to the structures that
-    took part in force training (None: all with reference forces).
-    """
-    from hdnnp.analysis.report import write_report
-    from hdnnp.predict import predict_structures
-
-    model.eval()
-    arrays = {}
-    for name, ds, fmask in (("train", train_ds, train_force_mask), ("test", test_ds, None)):
-        pred = predict_structures(model, ds.structures, forces=True, progress=progress)
-        n_at = pred["n_atoms"]
-        fr, fp = pred["forces_ref"], pred["forces"]
-        if fmask is not None:
-            atom_mask = np.repeat(fmask, n_at)
-            fr, fp = fr[atom_mask], fp[atom_mask]
-        ok = ~np.isnan(fr).any(1) if len(fr) else np.zeros(0, bool)
-        arrays.update({
-            f"{name}_energy_ref": pred["energy_ref"], f"{name}_energy_pred": pred["energy"],
-            f"{name}_n_atoms": n_at, f"{name}_forces_ref": fr[ok].reshape(-1, 3),
-            f"{name}_forces_pred": fp[ok].reshape(-1, 3),
-            f"{name}_names": np.array(ds.names, dtype=str),
-            f"{name}_numbers": (np.concatenate([a.numbers for a in ds.structures])
-                                if len(ds) else np.zeros(0, dtype=np.int64))})
-        if "energy_std" in pred:
-            arrays[f"{name}_energy_std"] = pred["energy_std"]
-    with atomic_path(run_dir / "predictions.npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-    return write_report(run_dir, figures=figures)
 
 
 def _prefixed(m: dict, prefix: str) -> dict:
