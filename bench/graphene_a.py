@@ -20,13 +20,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main() -> int:
     from hdnnp.fileio import atomic_write_text
-    from hdnnp.training import Trainer, load_config
+    from hdnnp.training import load_config, train
 
     t0 = time.perf_counter()
     cfg = load_config(REPO / "examples" / "graphene-A.yaml")
     cfg.output = str(REPO / cfg.output)
     shutil.rmtree(cfg.output, ignore_errors=True)
-    metrics = Trainer(cfg, progress=sys.stderr.isatty()).run()
+    metrics = train(cfg, progress=sys.stderr.isatty())
     wall = time.perf_counter() - t0
     result = {
         "test_energy_mae_meV_per_atom": metrics["test_energy_mae_meV_per_atom"],

@@ -204,10 +204,18 @@ def test_cli_train_flags_and_config_errors(emt_file, tmp_path, capsys):
     run = tmp_path / "cli"
     rc = main(["train", str(emt_file), "--descriptor", "chebyshev", "--radial", "4.5", "5",
                "--angular", "3.5", "2", "--hidden", "5", "--epochs", "2", "--batch-size", "6",
-               "--force-weight", "0.01", "-o", str(run), "--quiet"])
+               "--force-weight", "0.01", "--momentum", "0.7", "-o", str(run), "--quiet"])
     assert rc == 0
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["descriptor"]["radial_order"] == 5 and cfg["network"]["hidden"] == [5]
+    assert cfg["training"]["momentum"] == 0.7
+    for stage, message in (("adam", "expected OPTIMIZER:EPOCHS"),
+                           ("adam:2:learning_rate", "cannot read setting"),
+                           ("adma:2", "training.stages[0].optimizer"),
+                           ("adam:2:learning_rat=1", "did you mean 'learning_rate'")):
+        rc = main(["train", str(emt_file), "--stage", stage, "-o", str(tmp_path / "s")])
+        err = capsys.readouterr().err
+        assert rc == 2 and message in err and err.count("\n") == 1, err
     bad = tmp_path / "bad.yaml"
     bad.write_text("data:\n  train: [x]\ntraining:\n  epoch: 3\n")
     rc = main(["train", "--config", str(bad)])
@@ -368,3 +376,20 @@ def test_stage_ends_early_on_the_validation_loss_and_the_next_starts_from_the_be
     assert not log[4]["best"] and not log[5]["best"]
     assert metrics["optimizer_chain"] == ["adam:4", "sgd:30", "lbfgs:2"]
     assert metrics["epochs_run"] == 8
+
+
+def test_an_interrupted_set_up_resumes_from_the_beginning(emt_file, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "_setup", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            Trainer(config(emt_file, run, epochs=2), progress=False, log=None).run()
+    assert (run / "config.json").exists() and not (run / "checkpoint.pt").exists()
+    lines = []
+    metrics = train({"output": str(run)}, resume=True, progress=False, log=lines.append)
+    assert any("no epoch had finished; starting from the beginning" in s for s in lines)
+    assert not any("resuming" in s for s in lines) and metrics["epochs_run"] == 2

@@ -19,6 +19,8 @@ EXAMPLES = """\
       --optimizer adam --epochs 300 --force-weight 0.1 --output runs/tio2
   # a bundled data set with the default descriptor for a 6 Å cutoff
   hdnnp train bundled:graphene-A --descriptor behler --cutoff 6.0 --size 8 -o runs/graphene
+  # ænet's online steepest descent: one structure per step, gamma 0.5, alpha 0.5
+  hdnnp train data.extxyz --optimizer sgd --batch-size 1 --learning-rate 0.5 --momentum 0.5
   # a committee of 4 members (seeds 1-4), two trained at a time, one thread each
   hdnnp train bundled:graphene-A --committee 4 --jobs 2 -o runs/graphene-committee
   # a chain: Adam with a cosine schedule, then Levenberg-Marquardt from the best model
@@ -89,6 +91,9 @@ def register(sub) -> None:
     g.add_argument("--batch-size", type=int)
     g.add_argument("--learning-rate", type=float)
     g.add_argument("--learning-rate-final", type=float, help="end of the cosine schedule")
+    g.add_argument("--momentum", type=float, help="momentum of sgd (ænet online_sd: alpha; "
+                   "--learning-rate is its gamma)")
+    g.add_argument("--weight-decay", type=float, help="L2 weight decay (adam, sgd)")
     g.add_argument("--force-weight", type=float, help="weight of the force term (0: energies "
                    "only)")
     g.add_argument("--force-fraction", type=float, help="fraction of structures trained on "
@@ -174,6 +179,7 @@ def config_from_args(args) -> dict:
     for key, attr in (("optimizer", "optimizer"), ("epochs", "epochs"),
                       ("batch_size", "batch_size"), ("learning_rate", "learning_rate"),
                       ("learning_rate_final", "learning_rate_final"),
+                      ("momentum", "momentum"), ("weight_decay", "weight_decay"),
                       ("force_weight", "force_weight"), ("force_fraction", "force_fraction"),
                       ("early_stopping_patience", "patience"), ("seed", "seed"),
                       ("refine_epochs", "refine_epochs"), ("init_model", "init_model"),

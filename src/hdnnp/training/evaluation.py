@@ -18,6 +18,7 @@ structures.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -107,8 +108,6 @@ def selection_loss(metrics: dict, energy_weight: float, force_weight: float) -> 
 def write_split(run_dir: Path, splits: dict[str, Dataset]) -> None:
     """``split.json`` (the structure names of each split) and ``{split}.extxyz`` for the
     validation and test sets (the structures a user may want to predict again)."""
-    import json
-
     atomic_write_text(run_dir / "split.json", json.dumps(
         {name: ds.names for name, ds in splits.items()}, indent=0))
     for name in ("validation", "test"):

@@ -449,6 +449,8 @@ class Trainer:
             raise HdnnpError(f"{run_dir} already holds a training run; use --resume to continue "
                              "it or choose another output directory")
         run_dir.mkdir(parents=True, exist_ok=True)
+        if not self.resume:  # first: a set-up interrupted by Ctrl-C can be resumed
+            atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
         run_start = time.perf_counter()
         self._setup()
 
