@@ -359,7 +359,9 @@ class OptimConfig(_Section):
         "one per structure (|dF_s|, for large sets), or auto (components up to 20,000 "
         "components per iteration)"))
     lm_subset: Count | None = Field(None, description=(
-        "Levenberg-Marquardt: structures per iteration, drawn afresh each epoch (null: all)"))
+        "Levenberg-Marquardt: structures per iteration, drawn afresh each epoch (null: all); "
+        "with forces on a large set, a subset small enough for exact component rows "
+        "converges far better than one row per structure (docs/benchmarks.md)"))
     lm_block_atoms: Count = Field(512, description=(
         "Levenberg-Marquardt: atoms per Jacobian block (bounds memory: block_atoms x features "
         "x weights of one element)"))
