@@ -76,7 +76,7 @@ def n2p2_bin() -> Path:
 
 def water_case(name: str, repeat: int) -> Path:
     """n2p2 directory of the water potential with the 1080-atom box repeated."""
-    from hdnnp.io.n2p2_data import read_input_data, write_input_data
+    from hdnnp.n2p2.data import read_input_data, write_input_data
 
     d = WORK / name
     if (d / "input.data").exists():
@@ -160,9 +160,9 @@ def polynomial_case() -> Path:
     import torch
 
     from hdnnp.descriptors import SymmetryFunctions
-    from hdnnp.io.n2p2_data import write_input_data
     from hdnnp.model import NeuralNetworkPotential
     from hdnnp.n2p2 import export_n2p2_potential
+    from hdnnp.n2p2.data import write_input_data
     from hdnnp.neighbours import build_batch
 
     d = WORK / "polynomial"
@@ -237,8 +237,8 @@ def n2p2_physical_energy(e: float, directory: Path, n_atoms: int) -> float:
 
 # ------------------------------------------------------------------ hdnnp
 def load_case(directory: Path):
-    from hdnnp.io.n2p2_data import read_input_data
     from hdnnp.n2p2 import load_n2p2_potential
+    from hdnnp.n2p2.data import read_input_data
 
     model = load_n2p2_potential(directory)
     (atoms,) = read_input_data(directory / "input.data", input_nn=directory)

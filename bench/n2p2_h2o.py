@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from hdnnp.fileio import atomic_write_text
-from hdnnp.io.n2p2_data import read_input_data
 from hdnnp.n2p2 import load_n2p2_potential
+from hdnnp.n2p2.data import read_input_data
 from hdnnp.neighbours import build_batch
 from hdnnp.units import BOHR, HARTREE
 

@@ -51,3 +51,11 @@ def require_shared(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"shared data {path} is not available (expected next to the repository)")
     return path
+
+
+def pytest_sessionstart(session):
+    """Start building the peers' programs (ænet, n2p2) in the background, once per cache."""
+    from peer_tools import start_background_builds
+
+    if not session.config.getoption("collectonly", False):
+        start_background_builds()

@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 
 from hdnnp.errors import HdnnpError
 from hdnnp.io import parse_xsf, read_structures
-from hdnnp.io.n2p2_data import read_input_data
+from hdnnp.n2p2.data import read_input_data
 from hdnnp.neighbours import neighbour_pairs
 
 HARNESS_PATH = Path(__file__).resolve().parent / "fuzz" / "harness.py"

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from hdnnp.aenet.xsf import format_xsf, parse_xsf, read_xsf, write_xsf
 from hdnnp.cli import main
 from hdnnp.errors import InputFileError
 from hdnnp.io import read_structures, write_structures
-from hdnnp.io.xsf import format_xsf, parse_xsf, read_xsf, write_xsf
 
 from conftest import TIO2_ARCHIVE, require_shared, rutile, tio2_cluster
 

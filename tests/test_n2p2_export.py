@@ -135,7 +135,7 @@ def test_unit_conversion_and_per_element_output_scales(tmp_path):
 def test_shared_water_potential_reexports_identically(tmp_path):
     if not (WATER / "input.nn").exists():
         pytest.skip(f"shared n2p2 water potential not found at {WATER}")
-    from hdnnp.io.n2p2_data import read_input_data
+    from hdnnp.n2p2.data import read_input_data
 
     model = load_n2p2_potential(WATER)
     structures = list(read_input_data(WATER / "input.data", index=slice(1, 3)))

@@ -12,7 +12,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from hdnnp.errors import InputFileError
 from hdnnp.io import read_structures, write_structures
-from hdnnp.io.n2p2_data import read_input_data, write_input_data
+from hdnnp.n2p2.data import read_input_data, write_input_data
 from hdnnp.units import BOHR, HARTREE
 
 WATER = Path(__file__).parents[1].parent / "shared" / "data" / "n2p2" / "H2O_RPBE-D3"

@@ -58,7 +58,7 @@ def make_potential(path, mode, letters, normalize_nodes=False, seed=0):
              *(f"atom_energy {e} {v}" for e, v in ATOM_ENERGY.items()),
              "cutoff_type 6 0.1", *keys, f"scale_min_short {SMIN}", f"scale_max_short {SMAX}",
              "global_hidden_layers_short 2", "global_nodes_short 5 4",
-             f"global_activation_short {letters} l", "element_nodes_short O 1 6",
+             f"global_activation_short {letters} l", "element_nodes_short O 6 4",
              "epochs 10", "kalman_type 0", "use_short_forces  # training keywords: ignored"]
     if normalize_nodes:
         lines.append("normalize_nodes")

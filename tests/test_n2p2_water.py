@@ -15,8 +15,8 @@ import torch
 import hdnnp
 from hdnnp.calculator import ExtrapolationWarning
 from hdnnp.io import read_structures
-from hdnnp.io.n2p2_data import read_input_data
 from hdnnp.n2p2 import load_n2p2_potential
+from hdnnp.n2p2.data import read_input_data
 from hdnnp.neighbours import build_batch
 from hdnnp.potential import load_potential
 from hdnnp.units import BOHR, HARTREE

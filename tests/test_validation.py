@@ -21,7 +21,7 @@ import hdnnp
 from hdnnp.data import Dataset
 from hdnnp.errors import HdnnpError, InputFileError
 from hdnnp.io import parse_xsf, read_structures
-from hdnnp.io.n2p2_data import read_input_data
+from hdnnp.n2p2.data import read_input_data
 from hdnnp.neighbours import neighbour_pairs
 from hdnnp.potential import save_potential
 from hdnnp.validation import check_cutoff, check_structure

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hdnnp.io.n2p2_data import read_input_data
 from hdnnp.n2p2 import load_n2p2_potential
+from hdnnp.n2p2.data import read_input_data
 from hdnnp.neighbours import build_batch
 
 WATER = Path(__file__).resolve().parents[3] / "shared" / "data" / "n2p2" / "H2O_RPBE-D3"

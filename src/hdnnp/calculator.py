@@ -1,4 +1,4 @@
-"""ASE calculator for hdnnp potentials (and n2p2/RuNNer potential directories).
+"""ASE calculator for hdnnp potentials (and n2p2/RuNNer and ænet potentials).
 
 Follows ASE's calculator protocol: ``implemented_properties`` lists what it computes
 and results land in ``self.results``: ``energy`` and ``free_energy`` (eV), ``forces``
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,9 @@ class Calculator(_AseCalculator):
     Parameters
     ----------
     model:
-        Path of an hdnnp potential file or n2p2 potential directory, or a
+        Path of an hdnnp potential file, an n2p2 potential directory or an ænet potential
+        (a directory of ``*.nn`` files, or a mapping species → ``*.nn`` file such as
+        ``{"Ti": "Ti.nn", "O": "O.nn"}``), or a
         :class:`~hdnnp.model.NeuralNetworkPotential`.
     device:
         ``"cpu"``, ``"cuda"`` … (default: CUDA when available, else CPU).
@@ -70,11 +73,15 @@ class Calculator(_AseCalculator):
 
     implemented_properties = ("energy", "free_energy", "forces", "stress", "energies")
 
-    def __init__(self, model: str | Path | NeuralNetworkPotential, device: str | None = None,
-                 dtype: str | torch.dtype = "float64", extrapolation: str = "warn",
-                 committee_forces: bool = False, **kwargs):
+    def __init__(self, model: str | Path | Mapping | NeuralNetworkPotential,
+                 device: str | None = None, dtype: str | torch.dtype = "float64",
+                 extrapolation: str = "warn", committee_forces: bool = False, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(model, NeuralNetworkPotential):
+        if isinstance(model, Mapping):  # ænet: {"Ti": "Ti.nn", "O": "O.nn"}
+            from hdnnp.aenet.potential import load_aenet_potential
+
+            model = load_aenet_potential(model)
+        elif not isinstance(model, NeuralNetworkPotential):
             from hdnnp.potential import load_potential
 
             model = load_potential(model)

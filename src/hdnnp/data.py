@@ -290,6 +290,113 @@ def load_datasets(specs: Sequence[str | Path], format: str | None = None,
     return ds
 
 
+def labelling_settings(spec: str | Path) -> dict | None:
+    """The reference-method settings a data source was labelled with, where it records
+    them: a bundled set's sidecar (``reference_settings``), an hdnnp labelling database's
+    job metadata; None for plain structure files (they do not say).  The dict is that of
+    :meth:`hdnnp.reference_data.calculators.ReferenceSettings.to_dict` (method,
+    electronic temperature, accuracy ...), so a comparison with the reference method
+    (``hdnnp scan --reference``) can use the very settings of the training labels."""
+    from hdnnp.bundled import bundled_metadata, list_bundled_datasets
+
+    text = str(spec)
+    name = text.split(":", 1)[1] if text.startswith("bundled:") else text
+    if text.startswith("bundled:") or (not Path(text).exists()
+                                       and name in list_bundled_datasets()):
+        return bundled_metadata(name).get("reference_settings")
+    if text.endswith(".db") or text.startswith(("postgresql://", "postgres://")):
+        from hdnnp.reference_data.labelling import is_labelling_database, job_metadata
+
+        if is_labelling_database(text):
+            return job_metadata(text).get("reference_settings")
+    return None
+
+
+# ------------------------------------------------------------------ selection by info
+def _info_equals(value, wanted: str) -> bool:
+    """Equality of an ``info`` value and the text of a condition: booleans
+    case-insensitively, numbers within a relative 1e-9, anything else as text."""
+    import numpy as np
+
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value)).lower() == wanted.lower()
+    if isinstance(value, int | float | np.integer | np.floating):
+        try:
+            x, w = float(value), float(wanted)
+        except ValueError:
+            return False
+        if not (np.isfinite(x) and np.isfinite(w)):
+            return x == w
+        return abs(x - w) <= 1e-9 * max(1.0, abs(x))
+    return str(value) == wanted
+
+
+#: Operators of a structure condition (``hdnnp data select --where``, ``hdnnp compare
+#: --subset``), two-character ones first (so ``>=`` is not read as ``>``).
+WHERE_OPERATORS = ("==", "!=", ">=", "<=", ">", "<", "=")
+
+
+def parse_where(condition: str) -> tuple[str, str, str]:
+    """``"max_force_dev>0.1"`` → ``("max_force_dev", ">", "0.1")``.
+
+    The operator is the first of :data:`WHERE_OPERATORS` found from the left (``a>=1``
+    is ``>=``); ``==`` is ``=``.  Raises :class:`HdnnpError` for a condition without an
+    operator or key, or an ordering comparison with a value that is not a number.
+    """
+    import math
+
+    best = None
+    for op in WHERE_OPERATORS:
+        k = condition.find(op)
+        if k >= 0 and (best is None or k < best[0] or (k == best[0] and len(op) >
+                                                          len(best[1]))):
+            best = (k, op)
+    if best is None:
+        raise HdnnpError(f"a condition expects KEY=VALUE or KEY<OP>VALUE with OP one of "
+                         f"=, !=, <, <=, >, >=; got {condition!r}")
+    k, op = best
+    key, value = condition[:k].strip(), condition[k + len(op):].strip()
+    if not key:
+        raise HdnnpError(f"condition {condition!r}: no key before {op!r}")
+    op = "=" if op == "==" else op
+    if op in ("<", "<=", ">", ">="):
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number):
+            raise HdnnpError(f"condition {condition!r}: {op} needs a finite number, got "
+                             f"{value!r}")
+    return key, op, value
+
+
+def where_matches(info: dict, key: str, op: str, value: str) -> bool:
+    """Whether ``info[key] <op> value`` holds (False when ``key`` is missing, and for an
+    ordering comparison when ``info[key]`` is not a number or NaN)."""
+    import math
+
+    import numpy as np
+
+    if key not in info:
+        return False
+    x = info[key]
+    if op == "=":
+        return _info_equals(x, value)
+    if op == "!=":
+        return not _info_equals(x, value)
+    if isinstance(x, bool | np.bool_):
+        return False
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return False
+    if math.isnan(x):  # inf compares (an unscorable snapshot has max_force_dev = inf)
+        return False
+    v = float(value)
+    return {"<": x < v, "<=": x <= v, ">": x > v, ">=": x >= v}[op]
+
+
+
 # ------------------------------------------------------------------ reference energies in files
 #: ``info`` key prefix under which written structures carry the isolated-atom reference
 #: energies (eV) of their data set: ``reference_energy_Ti=-1604.6`` in an extxyz comment

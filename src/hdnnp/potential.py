@@ -82,33 +82,22 @@ from hdnnp.activations import canonical_activation
 from hdnnp.errors import HdnnpError, PotentialFileError
 from hdnnp.fileio import atomic_write_bytes
 from hdnnp.model import AtomicNetwork, CommitteeNetwork, NeuralNetworkPotential, member_networks
-from hdnnp.validation import check_cutoff
+from hdnnp.validation import (  # the limits of a usable potential live with the checks
+    MAX_COMMITTEE,
+    MAX_DEPTH,
+    MAX_FEATURES,
+    MAX_FILE_BYTES,
+    MAX_LAYERS,
+    MAX_NEURONS,
+    MAX_SPIN,
+    MAX_VALUE,
+    check_cutoff,
+    symmetry_function_problem,
+)
 
 FORMAT = "hdnnp-potential"
 VERSION = 2
 READABLE_VERSIONS = (1, 2)
-
-# ------------------------------------------------------------------ limits
-#: Limits of a usable potential (also applied to n2p2 potential directories).  Far
-#: beyond any published HDNNP (tens of features, two or three layers of tens of neurons),
-#: they only refuse what would exhaust memory or time, or overflow.
-MAX_FEATURES = 100_000          # descriptor features (network inputs) per element
-MAX_LAYERS = 100                # hidden layers per network
-MAX_NEURONS = 10_000            # neurons per hidden layer
-MAX_COMMITTEE = 1000            # committee members
-#: largest magnitude of any stored number (weights, scalings, energies in eV, descriptor
-#: parameters): larger values are damage (trained weights are O(1), input scales ≤ 10⁸),
-#: and products of several of them overflow to inf
-MAX_VALUE = 1.0e15
-#: largest angular exponent ζ: (1 ± cos θ)^ζ reaches 2^ζ, and ζ ≳ 1000 overflows the
-#: angular terms and their derivatives (published sets use ζ ≤ 64)
-MAX_ZETA = 256.0
-#: largest |type spin| of the Chebyshev descriptor (ænet's are -n/2 … n/2, n ≤ 118)
-MAX_SPIN = 1000.0
-#: largest JSON nesting of a document (hdnnp writes 6 levels)
-MAX_DEPTH = 64
-#: largest potential file, and largest decompressed .gz content (bytes)
-MAX_FILE_BYTES = 1 << 30
 
 _NET_REQUIRED = ("inputs", "hidden", "activations", "weights", "biases")
 _NET_OPTIONAL = ("input_shift", "input_scale", "output_scale", "output_shift",
@@ -196,22 +185,6 @@ def _too_deep(doc, limit: int) -> bool:
         items = value.values() if isinstance(value, dict) else value
         stack.extend((v, depth + 1) for v in items if type(v) in (list, dict))
     return False
-
-
-def symmetry_function_problem(spec: dict) -> str | None:
-    """What makes a (normalised, Å) symmetry function unusable beyond the checks of
-    :func:`hdnnp.descriptors.symmetry.normalise_function`, or None: a cutoff beyond
-    :func:`~hdnnp.validation.check_cutoff`, ζ > ``MAX_ZETA``.  Shared by the potential
-    file and the n2p2 reader."""
-    try:
-        check_cutoff(spec.get("rc"), "rc")
-    except HdnnpError as exc:
-        return str(exc)
-    zeta = spec.get("zeta")
-    if zeta is not None and float(zeta) > MAX_ZETA:
-        return (f"zeta {float(zeta):g} is out of range (at most {MAX_ZETA:g}: (1 ± cos θ)^ζ "
-                "overflows)")
-    return None
 
 
 class _Document:
@@ -688,13 +661,18 @@ def read_document(path: str | Path):
 
 
 def load_potential(path: str | Path) -> NeuralNetworkPotential:
-    """Load an hdnnp potential file, or an n2p2/RuNNer potential directory.
+    """Load an hdnnp potential file, an n2p2/RuNNer potential directory, or an ænet
+    potential (a directory of ``*.nn`` files or one such file, :mod:`hdnnp.aenet`).
 
     Everything is checked on load (module docstring; :mod:`hdnnp.n2p2.potential` for
     directories): a damaged, edited or absurd file is a one-line
     :class:`~hdnnp.errors.PotentialFileError` (or :class:`~hdnnp.errors.InputFileError`
     for n2p2 files) naming the file and the key path or line."""
     path = Path(path)
+    from hdnnp.aenet.potential import is_aenet_path, load_aenet_potential
+
+    if is_aenet_path(path):  # a directory of ænet *.nn files, or one such file
+        return load_aenet_potential(path)
     if path.is_dir():
         from hdnnp.n2p2.potential import load_n2p2_potential
 

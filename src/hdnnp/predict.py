@@ -120,20 +120,24 @@ def predict_structures(model: NeuralNetworkPotential, structures: Sequence[Atoms
 
 
 def prediction_metrics(pred: dict[str, np.ndarray]) -> dict[str, float]:
-    """Energy-per-atom and force-component errors against the references present."""
+    """Energy-per-atom (meV/atom) and force-component (eV/Å) errors and Pearson r against
+    the references present (:mod:`hdnnp.analysis.metrics`, the project's one metric
+    implementation)."""
+    from hdnnp.analysis.metrics import energy_metrics, force_metrics
+
     out: dict[str, float] = {}
     e_ok = ~np.isnan(pred["energy_ref"])
-    n = pred["n_atoms"]
     if e_ok.any():
-        de = (pred["energy"][e_ok] - pred["energy_ref"][e_ok]) / n[e_ok]
-        out["energy_mae_meV_per_atom"] = float(np.mean(np.abs(de)) * 1000)
-        out["energy_rmse_meV_per_atom"] = float(np.sqrt(np.mean(de**2)) * 1000)
+        m = energy_metrics(pred["energy_ref"][e_ok], pred["energy"][e_ok],
+                           pred["n_atoms"][e_ok])
+        out.update({k: m[k] for k in ("energy_mae_meV_per_atom", "energy_rmse_meV_per_atom",
+                                      "energy_max_abs_meV_per_atom", "energy_pearson_r")})
         out["n_energy"] = int(e_ok.sum())
     if "forces" in pred:
         ok = ~np.isnan(pred["forces_ref"]).any(1)
         if ok.any():
-            df = pred["forces"][ok] - pred["forces_ref"][ok]
-            out["force_mae_eV_per_A"] = float(np.mean(np.abs(df)))
-            out["force_rmse_eV_per_A"] = float(np.sqrt(np.mean(df**2)))
+            m = force_metrics(pred["forces_ref"][ok], pred["forces"][ok])
+            out.update({k: m[k] for k in ("force_mae_eV_per_A", "force_rmse_eV_per_A",
+                                          "force_max_abs_eV_per_A", "force_pearson_r")})
             out["n_force_atoms"] = int(ok.sum())
     return out

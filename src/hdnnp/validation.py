@@ -331,3 +331,42 @@ def check_reference_energies(reference_energies: Mapping[str, float] | None,
             raise HdnnpError(f"{source}: unknown element {element!r}")
         out[element] = check_number(value, f"the reference energy of {element}", source)
     return out
+
+
+# ------------------------------------------------------------------ potential limits
+#: Limits of a usable potential (also applied to n2p2 potential directories).  Far
+#: beyond any published HDNNP (tens of features, two or three layers of tens of neurons),
+#: they only refuse what would exhaust memory or time, or overflow.
+MAX_FEATURES = 100_000          # descriptor features (network inputs) per element
+MAX_LAYERS = 100                # hidden layers per network
+MAX_NEURONS = 10_000            # neurons per hidden layer
+MAX_COMMITTEE = 1000            # committee members
+#: largest magnitude of any stored number (weights, scalings, energies in eV, descriptor
+#: parameters): larger values are damage (trained weights are O(1), input scales ≤ 10⁸),
+#: and products of several of them overflow to inf
+MAX_VALUE = 1.0e15
+#: largest angular exponent ζ: (1 ± cos θ)^ζ reaches 2^ζ, and ζ ≳ 1000 overflows the
+#: angular terms and their derivatives (published sets use ζ ≤ 64)
+MAX_ZETA = 256.0
+#: largest |type spin| of the Chebyshev descriptor (ænet's are -n/2 … n/2, n ≤ 118)
+MAX_SPIN = 1000.0
+#: largest JSON nesting of a document (hdnnp writes 6 levels)
+MAX_DEPTH = 64
+#: largest potential file, and largest decompressed .gz content (bytes)
+MAX_FILE_BYTES = 1 << 30
+
+
+def symmetry_function_problem(spec: dict) -> str | None:
+    """What makes a (normalised, Å) symmetry function unusable beyond the checks of
+    :func:`hdnnp.descriptors.symmetry.normalise_function`, or None: a cutoff beyond
+    :func:`~hdnnp.validation.check_cutoff`, ζ > ``MAX_ZETA``.  Shared by the potential
+    file and the n2p2 and ænet readers."""
+    try:
+        check_cutoff(spec.get("rc"), "rc")
+    except HdnnpError as exc:
+        return str(exc)
+    zeta = spec.get("zeta")
+    if zeta is not None and float(zeta) > MAX_ZETA:
+        return (f"zeta {float(zeta):g} is out of range (at most {MAX_ZETA:g}: (1 ± cos θ)^ζ "
+                "overflows)")
+    return None

@@ -36,6 +36,8 @@ neighbours          (not in ``all``) random nasty cells/positions/cutoffs →
                     ``hdnnp.neighbours.neighbour_pairs``
 extxyz              (not in ``all``) extended XYZ → ``hdnnp.io.read_structures`` (ASE's
                     reader) → neighbour list → energy and forces of the O/Ti model
+aenet-nn            (not in ``all``) ænet ``*.nn`` potential files (Fortran binary and
+                    ascii) → ``hdnnp.aenet`` reader → ``hdnnp.Calculator`` on rutile
 ==================  ==================================================================
 
 Every input is a deterministic function of ``(--seed, target, index)``: a run can be
@@ -1950,6 +1952,73 @@ def main(argv=None) -> int:
             print(f"  {target}: {g['count']} × {g['key']}: {g['message'][:160]!r}")
     bad = sum(s["garbage"] + s["crash"] + s["hang"] for s in summary["targets"].values())
     return 1 if bad else 0
+
+
+# ------------------------------------------------- ænet potential files (issue 12, added)
+# Target ``aenet-nn`` (not in ``all``): a directory with the two ``*.nn`` files of an O/Ti
+# ænet potential (Chebyshev or Behler2011, written by hdnnp's exporter; Fortran binary or
+# the text form), one of them mutated → ``hdnnp.aenet.load_aenet_potential`` →
+# ``hdnnp.Calculator`` on the probe structures.
+
+EXTRA_TARGETS = (*EXTRA_TARGETS, "aenet-nn")
+TITLES["aenet-nn"] = "ænet *.nn potential files"
+MAIN_FILE["aenet-nn"] = "."
+_AENET_SEEDS: dict = {}
+
+
+def aenet_nn_seeds() -> dict:
+    """(kind, form) → {file name: bytes} of small O/Ti ænet potentials (built once)."""
+    if not _AENET_SEEDS:
+        import torch
+
+        from hdnnp.aenet.nnfile import to_binary, to_text
+        from hdnnp.aenet.potential import model_to_aenet
+        from hdnnp.descriptors import Chebyshev, SymmetryFunctions, default_behler_functions
+        from hdnnp.model import NeuralNetworkPotential
+
+        torch.manual_seed(12)
+        species = ["Ti", "O"]
+        for kind, d in (("chebyshev", Chebyshev(species, 4.5, 4, 3.5, 2)),
+                        ("behler", SymmetryFunctions(species, default_behler_functions(
+                            species, 4.5, 2, 2)))):
+            model = NeuralNetworkPotential(d, hidden=(4, 3), activation=["tanh", "twist"],
+                                           reference_energies={"O": -432.5, "Ti": -1604.6})
+            files = model_to_aenet(model)
+            _AENET_SEEDS[(kind, "binary")] = {f"{el}.nn": to_binary(f)
+                                              for el, f in files.items()}
+            _AENET_SEEDS[(kind, "text")] = {f"{el}.nn.ascii": to_text(f).encode()
+                                            for el, f in files.items()}
+    return _AENET_SEEDS
+
+
+def gen_aenet_nn(rng, seeds: Seeds) -> Case:
+    pool = aenet_nn_seeds()
+    key = rng.choice(sorted(pool))
+    files = dict(pool[key])
+    if rng.random() < 0.03:
+        victim = rng.choice(sorted(files))
+        files[victim] = None
+        return Case(files, f"{key}: {victim} missing")
+    name = rng.choice(sorted(files))
+    data, ops = mutate(rng, files[name], [d for d in files.values() if d],
+                       token_weight=0.7 if key[1] == "text" else 0.3)
+    files[name] = data
+    return Case(files, f"{key[0]} {key[1]} {name}: {', '.join(ops)}")
+
+
+GENERATORS["aenet-nn"] = gen_aenet_nn
+_act_before_aenet = Worker.act
+
+
+def _act_with_aenet(self, target: str, case: Path) -> list[str]:
+    if target == "aenet-nn":
+        from hdnnp.aenet import load_aenet_potential
+
+        return self._potential(load_aenet_potential(case))
+    return _act_before_aenet(self, target, case)
+
+
+Worker.act = _act_with_aenet
 
 
 if __name__ == "__main__":

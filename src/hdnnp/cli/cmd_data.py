@@ -96,9 +96,12 @@ def register(sub) -> None:
                    help="keep E/atom ≤ EV (eV/atom; ænet's MAXENERGY)")
     q.add_argument("--relative", action="store_true",
                    help="--max-energy is relative to the lowest E/atom")
-    q.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
-                   help="keep structures whose info[KEY] equals VALUE (repeatable), e.g. "
-                        "temperature_K=300 or augmentation=none")
+    q.add_argument("--where", action="append", default=[], metavar="KEY<OP>VALUE",
+                   help="keep structures whose info[KEY] compares with VALUE; OP is = (or ==), "
+                        "!=, <, <=, > or >= (numbers compare as numbers; <, <=, >, >= need "
+                        "numbers); repeatable, all must hold; structures without KEY are "
+                        "dropped; e.g. temperature_K=300, augmentation=none, "
+                        "'max_force_dev>0.1', 'scale_factor>=-0.05'")
     q.add_argument("--n", type=int, help="then draw N structures at random")
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=run_select)
@@ -198,21 +201,10 @@ def run_export(args) -> int:
     return 0
 
 
-def _match(value, wanted: str) -> bool:
-    if isinstance(value, bool):
-        return str(value).lower() == wanted.lower()
-    if isinstance(value, int | float):
-        try:
-            return abs(float(value) - float(wanted)) <= 1e-9 * max(1.0, abs(float(value)))
-        except ValueError:
-            return False
-    return str(value) == wanted
-
-
 def run_select(args) -> int:
     import numpy as np
 
-    from hdnnp.data import save_dataset
+    from hdnnp.data import parse_where, save_dataset, where_matches
 
     ds = read_inputs(args.inputs)
     keep = np.ones(len(ds), dtype=bool)
@@ -221,10 +213,8 @@ def run_select(args) -> int:
         bound = args.max_energy + (np.nanmin(e) if args.relative else 0.0)
         keep &= e <= bound
     for cond in args.where:
-        key, sep, value = cond.partition("=")
-        if not sep:
-            raise HdnnpError(f"--where expects KEY=VALUE, got {cond!r}")
-        keep &= np.array([key in a.info and _match(a.info[key], value) for a in ds])
+        key, op, value = parse_where(cond)
+        keep &= np.array([where_matches(a.info, key, op, value) for a in ds], dtype=bool)
     sel = ds.subset(np.flatnonzero(keep))
     if args.n is not None:
         sel = sel.sample(args.n, seed=args.seed)

@@ -11,7 +11,11 @@ from hdnnp.cli import command_parser
 EXAMPLES = """\
   hdnnp predict runs/tio2/model.json runs/tio2/test.extxyz
   hdnnp predict model.json structures/ --json metrics.json -o predicted.extxyz
+  hdnnp predict runs/graphene-A/model.json bundled:graphene-B --figures figs/graphene-B
   hdnnp predict path/to/n2p2-potential/ input.data --format n2p2
+  # an ænet potential: a directory of *.nn files, or the files per species
+  hdnnp predict aenet-potential/ structures.tar.gz
+  hdnnp predict --aenet Ti=Ti.nn O=O.nn structure0001.xsf structure0002.xsf
 """
 
 
@@ -21,8 +25,14 @@ def register(sub) -> None:
                        "for structures; prints errors against the reference values stored with "
                        "the structures and the number of extrapolating descriptor values.",
                        examples=EXAMPLES)
-    p.add_argument("model", help="hdnnp potential file or n2p2 potential directory")
-    p.add_argument("data", nargs="+", help="structure files, directories or archives")
+    p.add_argument("model", nargs="?", help="hdnnp potential file, n2p2 potential directory or "
+                   "directory of ænet *.nn files (with --aenet: the first structure file)")
+    p.add_argument("data", nargs="*", help="structure files, directories, archives, "
+                   "labelling databases or bundled:NAME (every source 'hdnnp train' reads)")
+    p.add_argument("--aenet", nargs="+", metavar="EL=FILE",
+                   help="an ænet potential given as one *.nn (or *.nn.ascii) file per "
+                   "species, e.g. --aenet Ti=Ti.nn O=O.nn; every positional argument is "
+                   "then a structure file")
     p.add_argument("--format", help="structure file format (default: from the name)")
     p.add_argument("--length-unit", help="length unit of n2p2 input.data files (default: from "
                    "an input.nn beside the file, else Å)")
@@ -30,6 +40,9 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", help="write structures with predicted energy/forces "
                    "(extxyz)")
     p.add_argument("--json", help="write metrics and per-structure energies as JSON")
+    p.add_argument("--figures", metavar="DIR", help="write parity plots (energy per atom, "
+                   "force components; MAE, RMSE and Pearson r in the panel) and squared-"
+                   "error histograms into DIR")
     p.add_argument("--stress", action="store_true", help="also compute stress (3D-periodic)")
     p.add_argument("--no-forces", action="store_true", help="energies only")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: auto)")
@@ -42,19 +55,38 @@ def register(sub) -> None:
 def run(args) -> int:
     import torch
 
-    from hdnnp.io import guess_format, read_structures
+    from hdnnp.data import load_datasets
+    from hdnnp.errors import HdnnpError
     from hdnnp.potential import load_potential
     from hdnnp.predict import predict_structures, prediction_metrics
 
-    model = load_potential(args.model)
+    if args.aenet:
+        from hdnnp.aenet.potential import load_aenet_potential
+
+        files, data = {}, [x for x in (args.model, *args.data) if x is not None]
+        for item in args.aenet:
+            el, sep, path = item.partition("=")
+            if not sep:  # --aenet takes every word: those without '=' are structure files
+                data.append(item)
+                continue
+            if not el.strip() or not path.strip():
+                raise HdnnpError(f"--aenet {item!r}: expected SPECIES=FILE, e.g. Ti=Ti.nn")
+            files[el.strip()] = path.strip()
+        if not files:
+            raise HdnnpError("--aenet: no SPECIES=FILE given, e.g. --aenet Ti=Ti.nn O=O.nn")
+        if not data:
+            raise HdnnpError("no structure files given")
+        model = load_aenet_potential(files)
+    else:
+        if args.model is None or not args.data:
+            raise HdnnpError("no structure files given (hdnnp predict MODEL DATA ...)")
+        model = load_potential(args.model)
+        data = args.data
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = model.to(device=device, dtype=getattr(torch, args.dtype)).eval()
-    structures = []
-    for path in args.data:
-        kw = {}
-        if (args.format or guess_format(path)) == "n2p2":
-            kw = {"length_unit": args.length_unit, "energy_unit": args.energy_unit}
-        structures += read_structures(path, args.format, **kw)
+    dataset = load_datasets(data, args.format, length_unit=args.length_unit,
+                            energy_unit=args.energy_unit)
+    structures = list(dataset.structures)
     pred = predict_structures(model, structures, forces=not args.no_forces,
                               stress=args.stress, batch_atoms=args.batch_atoms,
                               progress=not args.quiet)
@@ -73,6 +105,10 @@ def run(args) -> int:
               f"{1000 * std.mean():.3g}, max {1000 * std.max():.3g} meV/atom")
     print(f"  extrapolation: {n_ex} of {len(structures)} structures have descriptor values "
           f"outside the training range ({metrics['extrapolation_warnings']} values)")
+    if args.figures:
+        _figures(args.figures, pred, structures, dict(dataset.reference_energies)
+                 or model.reference_energy_dict())
+        print(f"  figures: {args.figures}/")
     if args.output:
         from ase.calculators.singlepoint import SinglePointCalculator
 
@@ -108,3 +144,31 @@ def run(args) -> int:
             doc["energy_std_eV"] = pred["energy_std"].tolist()
         atomic_write_text(args.json, json.dumps(doc, indent=1))
     return 0
+
+
+def _figures(directory, pred, structures, reference_energies) -> None:
+    """Parity plots and squared-error histograms of one prediction (cohesive energies
+    per atom with ``reference_energies``)."""
+    from pathlib import Path
+
+    from hdnnp.analysis.plots import plot_error_histogram, plot_parity
+    from hdnnp.errors import HdnnpError
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    shift = np.array([sum(reference_energies.get(s, 0.0) for s in a.get_chemical_symbols())
+                      for a in structures])
+    n = pred["n_atoms"]
+    ok = ~np.isnan(pred["energy_ref"])
+    if not ok.any():
+        raise HdnnpError("--figures: the structures carry no reference energies to compare")
+    ref = (pred["energy_ref"][ok] - shift[ok]) / n[ok]
+    got = (pred["energy"][ok] - shift[ok]) / n[ok]
+    plot_parity(ref, got, out / "energy_parity.png", quantity="energy")
+    plot_error_histogram(ref, got, out / "energy_error_hist.png", quantity="energy")
+    if "forces" in pred and (~np.isnan(pred["forces_ref"])).any():
+        fok = ~np.isnan(pred["forces_ref"]).any(1)
+        plot_parity(pred["forces_ref"][fok], pred["forces"][fok], out / "force_parity.png",
+                    quantity="force")
+        plot_error_histogram(pred["forces_ref"][fok], pred["forces"][fok],
+                             out / "force_error_hist.png", quantity="force")

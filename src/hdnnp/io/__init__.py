@@ -10,13 +10,13 @@ input stops at the reader with a one-line error naming file and entry.
 Formats (``format=None`` guesses from the path):
 
 =========  ===============================================================
-xsf        one ænet XSF file (:mod:`hdnnp.io.xsf`)
+xsf        one ænet XSF file (:mod:`hdnnp.aenet.xsf`)
 xsf-dir    a directory of ``*.xsf`` files
 archive    a ``.tar``, ``.tar.gz``/``.tgz``, ``.tar.bz2``, ``.tar.xz`` or ``.zip``
            archive of ``*.xsf`` files
 extxyz     extended XYZ (via ASE); ``.xz``, ``.gz`` or ``.bz2``-compressed files are
            (de)compressed in memory
-n2p2       n2p2/RuNNer ``input.data`` (:mod:`hdnnp.io.n2p2_data`)
+n2p2       n2p2/RuNNer ``input.data`` (:mod:`hdnnp.n2p2.data`)
 db         an ASE database (``.db``, SQLite)
 ase        anything else ASE can read
 =========  ===============================================================
@@ -35,8 +35,9 @@ from pathlib import Path
 
 from ase import Atoms
 
+from hdnnp.aenet.xsf import format_xsf, parse_xsf, read_xsf, write_xsf
 from hdnnp.errors import HdnnpError, InputFileError
-from hdnnp.io.xsf import format_xsf, parse_xsf, read_xsf, write_xsf
+from hdnnp.n2p2.data import read_input_data, write_input_data
 from hdnnp.validation import check_structure
 
 _ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".zip")
@@ -156,7 +157,6 @@ def iter_structures(path: str | Path, format: str | None = None, **kwargs) -> It
     elif fmt == "archive":
         yield from _iter_archive(path)
     elif fmt == "n2p2":
-        from hdnnp.io.n2p2_data import read_input_data
 
         yield from read_input_data(path, **kwargs)
     elif fmt == "db":
@@ -238,7 +238,6 @@ def write_structures(path: str | Path, structures: Sequence[Atoms], format: str 
         comp = _compression(path)
         atomic_write_bytes(path, _COMPRESSION[comp][1](data) if comp else data)
     elif fmt == "n2p2":
-        from hdnnp.io.n2p2_data import write_input_data
 
         write_input_data(path, structures, **kwargs)
     elif fmt == "db":

@@ -28,8 +28,8 @@ import numpy as np
 
 from hdnnp.errors import InputFileError
 from hdnnp.fileio import atomic_write_text
-from hdnnp.n2p2.settings import parse_float, parse_int
-from hdnnp.potential import MAX_VALUE
+from hdnnp.fortran import parse_float, parse_int
+from hdnnp.validation import MAX_VALUE
 
 
 @dataclass

@@ -65,6 +65,7 @@ from hdnnp.descriptors.symmetry import (
 )
 from hdnnp.errors import HdnnpError, InputFileError, PotentialFileError
 from hdnnp.fileio import atomic_write_text
+from hdnnp.fortran import parse_count, parse_float
 from hdnnp.model import AtomicNetwork, NeuralNetworkPotential
 from hdnnp.n2p2.files import (
     connections_to_layers,
@@ -74,15 +75,15 @@ from hdnnp.n2p2.files import (
     write_scaling_data,
     write_weights,
 )
-from hdnnp.n2p2.settings import N2P2Settings, parse_count, parse_float, read_input_nn
-from hdnnp.potential import (
+from hdnnp.n2p2.settings import N2P2Settings, read_input_nn
+from hdnnp.units import energy_factor, length_factor
+from hdnnp.validation import (
     MAX_FEATURES,
     MAX_LAYERS,
     MAX_NEURONS,
     MAX_VALUE,
     symmetry_function_problem,
 )
-from hdnnp.units import energy_factor, length_factor
 
 WEIGHTS_FILE = "weights.{z:03d}.data"
 _LETTER_OF = {v: k for k, v in N2P2_ACTIVATIONS.items()}
@@ -293,17 +294,22 @@ def load_n2p2_potential(path: str | Path, length_unit: str | float | None = None
     nodes = {e: [parse_count(x, settings.path, line, "global_nodes_short", 1, MAX_NEURONS)
                  for x in nodes_text[:n_hidden]] for e in elements}
     for value, line in settings.all("element_nodes_short"):
+        # n2p2 (Mode::setupNeuralNetwork): "element_nodes_short <element> <n_1> … <n_H>"
+        # sets hidden layers 1 … H−1 of that element; the last value is read but never
+        # applied (its loop stops at H−1), so a last value other than the global width
+        # would run a different network there than here: refused
         f = value.split()
-        if len(f) != 3 or f[0] not in nodes:
+        if len(f) != n_hidden + 1 or f[0] not in nodes:
             raise InputFileError(settings.path, "element_nodes_short: expected '<element> "
-                                 "<hidden layer 1..N> <nodes>'", line)
-        layer = parse_count(f[1], settings.path, line, "element_nodes_short layer", 1,
-                            MAX_LAYERS)
-        if not 1 <= layer <= n_hidden:
-            raise InputFileError(settings.path, f"element_nodes_short: layer {layer} is not a "
-                                 f"hidden layer (1..{n_hidden})", line)
-        nodes[f[0]][layer - 1] = parse_count(f[2], settings.path, line,
-                                             "element_nodes_short nodes", 1, MAX_NEURONS)
+                                 f"<n_1> … <n_{n_hidden}>' ({n_hidden} hidden-layer sizes, "
+                                 "as n2p2 reads it)", line)
+        sizes = [parse_count(x, settings.path, line, "element_nodes_short nodes", 1,
+                             MAX_NEURONS) for x in f[1:]]
+        if sizes[-1] != nodes[f[0]][-1]:
+            raise InputFileError(settings.path, f"element_nodes_short: n2p2 ignores the last "
+                                 f"hidden layer's size ({sizes[-1]}) and uses the global "
+                                 f"{nodes[f[0]][-1]}; write {nodes[f[0]][-1]} there", line)
+        nodes[f[0]][:-1] = sizes[:-1]
     acts = []
     for a in acts_text[:n_hidden]:
         if a not in N2P2_ACTIVATIONS:
@@ -312,6 +318,12 @@ def load_n2p2_potential(path: str | Path, length_unit: str | float | None = None
                                  key="global_activation_short")
         acts.append(N2P2_ACTIVATIONS[a])
     normalize_nodes = settings.has("normalize_nodes")
+    # n2p2 applies these per-element overrides; ignoring them would run other networks
+    for key in ("element_hidden_layers_short", "element_activation_short"):
+        if settings.has(key):
+            raise settings.error(f"{key}: per-element numbers of hidden layers and "
+                                 "activations are not supported (use the global_* keywords)",
+                                 key=key)
 
     normalise = [settings.has(k) for k in ("mean_energy", "conv_energy", "conv_length")]
     if any(normalise) and not all(normalise):
@@ -442,6 +454,67 @@ def format_symfunction(spec: dict) -> str:
     return "symfunction_short " + " ".join(fields)
 
 
+#: n2p2 types whose symmetry-function groups reuse the r_jk factor between members
+#: (see :func:`separate_compact_groups`).
+_RJK_REUSING_TYPES = (21, 24)
+
+
+def separate_compact_groups(functions: list[dict]) -> list[dict]:
+    """Give type-21/24 functions that differ only in subtype distinct r_l (by one ulp).
+
+    n2p2 evaluates the type-21 (and 24) functions of one centre element and neighbour
+    pair as a group (``SymGrpCompAngn::calculate``, ``SymGrpCompAngnWeighted``) and
+    recomputes the factor :math:`C(r_{jk}; r_l, r_c)` for a member only when its r_l or
+    r_c differs from the previous member's (``calculateComp``), not when its subtype does:
+    a member with the same r_l and r_c but another subtype gets the previous member's
+    :math:`C(r_{jk})`, a wrong value and wrong forces (n2p2 61daa0d, found by
+    ``tests/test_n2p2_nnp_predict.py``).  Lowering such a member's r_l by one unit in the
+    last place (relative change ~1e-16, far below every tolerance) makes n2p2 compute it
+    on its own.  Specs are in the file's units; the others are returned unchanged.
+    """
+    used: dict[tuple, dict[float, str]] = {}   # (type, centre, pair, r_c) -> {r_l: subtype}
+    moved: dict[tuple, float] = {}
+    out = []
+    for f in functions:
+        if f["type"] not in _RJK_REUSING_TYPES:
+            out.append(f)
+            continue
+        group = (f["type"], f["center"], tuple(sorted(f["neighbours"])), f["rc"])
+        key = (*group, f["rl"], f["subtype"])
+        if key not in moved:
+            taken = used.setdefault(group, {})
+            rl = f["rl"]
+            while taken.get(rl, f["subtype"]) != f["subtype"]:
+                rl = math.nextafter(rl, -math.inf)
+            taken[rl] = f["subtype"]
+            moved[key] = rl
+        out.append(f if moved[key] == f["rl"] else {**f, "rl": moved[key]})
+    return out
+
+
+def _pad_layers(layers: list[tuple[np.ndarray, np.ndarray]], widths: Sequence[int]
+                ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The same network with hidden layer k widened to ``widths[k]`` by inert neurons.
+
+    An added neuron has zero incoming weights and bias and zero outgoing weights: its
+    activation f(0) is multiplied by 0, so the output is the same number exactly.  The
+    exporter uses it because n2p2 cannot give elements different widths of the last hidden
+    layer: ``element_nodes_short <element> <n_1> … <n_H>`` sets only layers 1 … H−1
+    (``Mode::setupNeuralNetwork``, loop ``j < numLayers - 2``, n2p2 up to at least
+    a41efb2), and it reads a weights file without checking the number of values.
+    """
+    out = []
+    for k, (w, b) in enumerate(layers):
+        n_out = widths[k] if k < len(widths) else w.shape[0]
+        n_in = widths[k - 1] if k > 0 else w.shape[1]
+        wp = np.zeros((n_out, n_in))
+        wp[:w.shape[0], :w.shape[1]] = w
+        bp = np.zeros(n_out)
+        bp[:b.shape[0]] = b
+        out.append((wp, bp))
+    return out
+
+
 def export_n2p2_potential(model: NeuralNetworkPotential, outdir: str | Path,
                           length_unit: str = "angstrom", energy_unit: str = "eV",
                           overwrite: bool = False) -> Path:
@@ -455,9 +528,12 @@ def export_n2p2_potential(model: NeuralNetworkPotential, outdir: str | Path,
     ``feature_min``/``feature_max`` for extrapolation warnings); a common
     ``output_scale``/``output_shift`` as ``conv_energy``/``mean_energy``, otherwise folded
     into the output layer; reference energies as ``atom_energy``.  Feature columns are
-    permuted into n2p2's sorted order.  Files are in ``length_unit`` and ``energy_unit``
-    (stated in the header of ``input.nn``); reloading gives the same predictions up to
-    rounding (~1e-15 relative).
+    permuted into n2p2's sorted order.  Elements whose hidden layers are narrower than
+    another element's are widened with inert neurons (:func:`_pad_layers`; exact), so that
+    ``global_nodes_short`` alone defines the networks.  Files are in ``length_unit`` and
+    ``energy_unit`` (stated in the header of ``input.nn``); reloading gives the same
+    predictions up to rounding (~1e-15 relative), and n2p2's ``nnp-predict`` gives them to
+    ~1e-13 (``tests/test_n2p2_nnp_predict.py``).
     """
     outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():
@@ -468,8 +544,9 @@ def export_n2p2_potential(model: NeuralNetworkPotential, outdir: str | Path,
     lf = length_factor(length_unit)
     ef = energy_factor(energy_unit)
     functions, ctype, alpha = n2p2_functions(model.descriptor)
-    functions = [normalise_function(convert_function_units(f, 1.0 / lf), model.elements)
-                 for f in functions]
+    functions = separate_compact_groups(
+        [normalise_function(convert_function_units(f, 1.0 / lf), model.elements)
+         for f in functions])
     elements = sorted(model.elements, key=lambda e: atomic_numbers[e])
     index = {e: k for k, e in enumerate(elements)}
 
@@ -498,8 +575,9 @@ def export_n2p2_potential(model: NeuralNetworkPotential, outdir: str | Path,
             raise HdnnpError(f"the output layer of element {e} uses {n.activation_names[-1]!r};"
                              " n2p2's output layer is linear")
     (n_hidden,) = n_hidden
-    hidden_sizes = {e: n.hidden for e, n in nets.items()}
-    global_nodes = hidden_sizes[elements[0]]
+    # one width per hidden layer for all elements (see _pad_layers: n2p2's
+    # element_nodes_short cannot set the last hidden layer)
+    global_nodes = [max(n.hidden[k] for n in nets.values()) for k in range(n_hidden)]
 
     # energies: E_file = NN_file / conv_energy + mean_energy + atom_energy
     scales = {e: float(n.output_scale) for e, n in nets.items()}
@@ -550,12 +628,7 @@ def export_n2p2_potential(model: NeuralNetworkPotential, outdir: str | Path,
               "scale_max_short 1.0",
               f"global_hidden_layers_short {n_hidden}",
               f"global_nodes_short {' '.join(map(str, global_nodes))}",
-              f"global_activation_short {' '.join(letters)} l"]
-    for e in elements:
-        for layer, (n, g) in enumerate(zip(hidden_sizes[e], global_nodes), start=1):
-            if n != g:
-                lines.append(f"element_nodes_short {e} {layer} {n}")
-    lines.append("")
+              f"global_activation_short {' '.join(letters)} l", ""]
     for e in elements:
         lines.append(f"# symmetry functions of {e} (n2p2 order)")
         items = dict(by_element[e])
@@ -580,6 +653,7 @@ def export_n2p2_potential(model: NeuralNetworkPotential, outdir: str | Path,
         layers = [(layer.weight.detach().double().cpu().numpy().copy(),
                    layer.bias.detach().double().cpu().numpy().copy()) for layer in net.layers]
         layers[0] = (layers[0][0][:, perms[e]], layers[0][1])
+        layers = _pad_layers(layers, global_nodes)
         if conv_energy is None:
             s, b = scales[e] / ef, shifts[e] / ef
             w_out, b_out = layers[-1]

@@ -21,7 +21,6 @@ exporter writes them.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from pathlib import Path
 from ase.data import atomic_numbers
 
 from hdnnp.errors import InputFileError
+from hdnnp.fortran import parse_float, parse_int
 
 #: Keywords that may appear several times.
 MULTI_KEYWORDS = ("symfunction_short", "atom_energy", "element_nodes_short")
@@ -50,47 +50,6 @@ _UNIT_ALIASES = {"bohr": "bohr", "a0": "bohr", "au": None, "angstrom": "angstrom
                  "ang": "angstrom", "a": "angstrom", "å": "angstrom", "ha": "hartree",
                  "hartree": "hartree", "ev": "eV", "ry": "ry", "rydberg": "ry",
                  "nm": "nm", "kcal/mol": "kcal/mol", "kj/mol": "kj/mol"}
-
-
-def _shown(text: str) -> str:
-    return repr(text) if len(text) <= 40 else repr(text[:30]) + f"... ({len(text)} characters)"
-
-
-def parse_float(text: str, path: str | Path, line: int, what: str, finite: bool = True,
-                bound: float | None = None) -> float:
-    """A float from a settings or data file (Fortran ``1.0d-3`` exponents accepted).
-
-    NaN is always refused, ±inf (also ``1e400``) unless ``finite`` is False, and with
-    ``bound`` a magnitude beyond it; the error names file and line."""
-    try:
-        x = float(text.replace("d", "e").replace("D", "E"))
-    except ValueError:
-        raise InputFileError(path, f"{what}: {_shown(text)} is not a number", line) from None
-    if math.isnan(x) or (finite and math.isinf(x)):
-        raise InputFileError(path, f"{what}: {_shown(text)} is not a finite number", line)
-    if bound is not None and math.isfinite(x) and abs(x) > bound:
-        raise InputFileError(path, f"{what}: {x:g} is out of range (|{what}| ≤ {bound:g})",
-                             line)
-    return x
-
-
-def parse_int(text: str, path: str | Path, line: int, what: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise InputFileError(path, f"{what}: {_shown(text)} is not an integer", line) from None
-
-
-def parse_count(text: str, path: str | Path, line: int, what: str, low: int,
-                high: int) -> int:
-    """A whole number in [``low``, ``high``] (``25`` or ``25.0``, as n2p2 accepts), checked
-    before anything of that size is allocated."""
-    x = parse_float(text, path, line, what)
-    if x != int(x):
-        raise InputFileError(path, f"{what}: {_shown(text)} is not a whole number", line)
-    if not low <= x <= high:
-        raise InputFileError(path, f"{what}: {int(x)} is out of range ({low}…{high})", line)
-    return int(x)
 
 
 @dataclass

@@ -44,6 +44,8 @@ from ase.data import atomic_numbers
 
 from hdnnp.errors import HdnnpError, InputFileError
 from hdnnp.fileio import atomic_path
+from hdnnp.fortran import fortran_float
+from hdnnp.n2p2.settings import read_input_nn
 from hdnnp.units import energy_factor, length_factor
 from hdnnp.validation import MAX_COORDINATE, check_structure
 
@@ -55,8 +57,6 @@ def _factors(length_unit, energy_unit, input_nn, data_path=None) -> tuple[float,
                                                         or energy_unit is None):
         sibling = Path(data_path).parent / "input.nn"
         if sibling.is_file():
-            from hdnnp.n2p2.settings import read_input_nn
-
             try:
                 settings = read_input_nn(sibling)
             except HdnnpError:
@@ -64,8 +64,6 @@ def _factors(length_unit, energy_unit, input_nn, data_path=None) -> tuple[float,
             if settings is not None and settings.length_unit and settings.energy_unit:
                 input_nn = sibling
     if input_nn is not None:
-        from hdnnp.n2p2.settings import read_input_nn
-
         p = Path(input_nn)
         settings = read_input_nn(p / "input.nn" if p.is_dir() else p)
         if length_unit is None:
@@ -85,13 +83,10 @@ def _factors(length_unit, energy_unit, input_nn, data_path=None) -> tuple[float,
 
 def _float(text: str, path, line: int, what: str) -> float:
     """A number of the file; NaN and inf are refused (they would train a NaN model)."""
-    try:
-        x = float(text)
+    try:  # Fortran-style exponents (RuNNer files: 1.0d-3) accepted
+        x = fortran_float(text)
     except ValueError:
-        try:  # Fortran-style exponent (RuNNer files): 1.0d-3
-            x = float(text.replace("d", "e").replace("D", "E"))
-        except ValueError:
-            raise InputFileError(path, f"{what}: {text!r} is not a number", line) from None
+        raise InputFileError(path, f"{what}: {text!r} is not a number", line) from None
     if not math.isfinite(x):
         raise InputFileError(path, f"{what}: {text!r} is not a finite number", line)
     return x

@@ -35,6 +35,7 @@ from ase.data import atomic_numbers, chemical_symbols
 
 from hdnnp.errors import InputFileError
 from hdnnp.fileio import atomic_write_text
+from hdnnp.fortran import fortran_float
 from hdnnp.validation import MAX_COORDINATE, check_structure
 
 _ENERGY = re.compile(r"total\s+energy\s*=\s*(\S*)\s*(\S*)", re.IGNORECASE)
@@ -46,7 +47,7 @@ def _float(tok: str, source: str, line: int, what: str, bound: float | None = No
     """A number of the file: finite (NaN and inf are refused, not passed on) and, given
     ``bound``, at most that large in magnitude."""
     try:
-        x = float(tok.replace("d", "e").replace("D", "E"))
+        x = fortran_float(tok)
     except ValueError:
         raise InputFileError(source, f"cannot read {what} from {tok!r}", line) from None
     if not math.isfinite(x):
