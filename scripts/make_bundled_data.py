@@ -27,6 +27,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "src" / "hdnnp" / "data"
 
+
+
+def _ab_sets(material: str, what: str, n: int = 300) -> list:
+    """Data sets A (MD only) and B (80 % scaled ±10 %, 20 % MD) of ``n`` structures."""
+    return [(f"{material}-A", ["--recipe", "A", "--seed", "1"],
+             f"{what}, data set A: NVT MD only, 300/500/750/1000 K"),
+            (f"{material}-B", ["--recipe", "B", "--n", str(n), "--k", "10", "--seed", "2"],
+             f"{what}, data set B: 80 % scaled (±10 %) / 20 % MD")]
+
+
+def _recipe(material: str, repeat: str, sampler: str, what: str) -> dict:
+    """Build relaxed with GFN1-xTB, 75 MD snapshots per temperature with ``sampler``,
+    sets A and B (:func:`_ab_sets`), labels at the default 300 K electronic temperature."""
+    return {"build": [material, "--repeat", *repeat.split(), "--relax", "GFN1-xTB"],
+            "sample": ["--sampler", sampler, "--snapshots", "75", "--seed", "1"],
+            "sets": _ab_sets(material, what)}
+
+
 # material -> (build args, sample args, [(set name, augment args, description)])
 RECIPES = {
     "graphene": {
@@ -51,18 +69,15 @@ RECIPES = {
              "diamond 2x2x2 (64 atoms), data set A: NVT MD only, 300/500/750/1000 K"),
         ],
     },
-    "hbn": {
-        "build": ["hbn", "--repeat", "6", "6", "1", "--relax", "GFN1-xTB"],
-        "sample": ["--sampler", "extep", "--snapshots", "100", "--seed", "1"],
-        "sets": [("hbn-A", ["--recipe", "A", "--seed", "1"],
-                  "hBN 6x6 (72 atoms), data set A: NVT MD only")],
-    },
-    "rutile": {
-        "build": ["rutile", "--repeat", "2", "2", "3", "--relax", "GFN1-xTB"],
-        "sample": ["--sampler", "matsui-akaogi", "--snapshots", "100", "--seed", "1"],
-        "sets": [("rutile-A", ["--recipe", "A", "--seed", "1"],
-                  "TiO2 rutile 2x2x3 (72 atoms), data set A: NVT MD only")],
-    },
+    # the thesis's other materials (issue 13): 300 MD snapshots (A) and 300 structures
+    # of which 80 % scaled by ±10 % (B) each, GFN1-xTB at 300 K electronic temperature
+    # (insulators: the forces are local without extra smearing)
+    "hbn": _recipe("hbn", "6 6 1", "extep", "hBN 6x6 (72 atoms)"),
+    "cbn": _recipe("cbn", "2 2 2", "extep", "cubic BN 2x2x2 (64 atoms)"),
+    "silica-bilayer": _recipe("silica-bilayer", "2 2 1", "tersoff-sio",
+                              "2D silica bilayer 2x2 (48 atoms)"),
+    "quartz": _recipe("quartz", "2 2 2", "tersoff-sio", "alpha-quartz 2x2x2 (72 atoms)"),
+    "rutile": _recipe("rutile", "2 2 3", "matsui-akaogi", "TiO2 rutile 2x2x3 (72 atoms)"),
 }
 
 

@@ -128,3 +128,57 @@ def test_scan_missing_files(tmp_path, model_file, structure_file, capsys):
     one_line_error(capsys)
     assert main(["scan", str(model_file), str(tmp_path / "nope.xyz")]) == 2
     assert "nope.xyz" in one_line_error(capsys)
+
+
+def test_scan_several_models_dimer_axis_and_slope_panel(tmp_path, capsys):
+    """Two labelled models on one figure; a dimer's axis is its bond length; the JSON
+    holds each model's curve, which for the same model file are equal."""
+    import torch
+    from ase import Atoms
+
+    from hdnnp.descriptors import Chebyshev
+    from hdnnp.model import NeuralNetworkPotential
+    from hdnnp.potential import save_potential
+
+    torch.manual_seed(1)
+    model = NeuralNetworkPotential(Chebyshev(["H"], 4.0, 3, 3.0, 1), hidden=(3,),
+                                   reference_energies={"H": -12.0})
+    path = save_potential(model, tmp_path / "h.json")
+    dimer = tmp_path / "h2.xyz"
+    from ase.io import write
+
+    write(dimer, Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.8]]))
+    js, fig = tmp_path / "scan.json", tmp_path / "scan.png"
+    assert main(["scan", f"A={path}", f"B={path}", str(dimer), "--factors=-0.1,0,0.5",
+                 "--json", str(js), "-o", str(fig)]) == 0
+    doc = json.loads(js.read_text())
+    assert doc["bond_length_A"] == pytest.approx([0.72, 0.8, 1.2])
+    assert set(doc["models"]) == {"A", "B"}
+    assert doc["models"]["A"]["energy_per_atom"] == doc["models"]["B"]["energy_per_atom"]
+    from matplotlib.image import imread
+
+    h, w = imread(fig).shape[:2]
+    assert w > 1.8 * h  # the slope panel beside the energy panel
+    out = capsys.readouterr().out
+    assert "d (Å)" in out and "minimum (A)" in out and "minimum (B)" in out
+
+
+def test_scan_reference_takes_the_settings_of_the_labels(tmp_path, capsys, model_file):
+    """--data bundled:graphene-A (labelled at 3000 K electronic temperature) makes the
+    GFN1-xTB reference use 3000 K; --reference data needs such a source."""
+    from hdnnp.cli.cmd_scan import _reference_calculator
+    from hdnnp.data import labelling_settings
+
+    recorded = labelling_settings("bundled:graphene-A")
+    assert recorded["electronic_temperature"] == 3000.0
+    assert labelling_settings("graphene-A") == recorded
+    assert labelling_settings(str(tmp_path)) is None
+    calc, label, _ = _reference_calculator("data", ["C"], False, recorded, None)
+    assert label == "GFN1-xTB" and calc.parameters["electronic_temperature"] == 3000.0
+    assert "3000 K" in capsys.readouterr().out
+    calc, _, _ = _reference_calculator("gfn1", ["C"], False, recorded, 500.0)
+    assert calc.parameters["electronic_temperature"] == 500.0
+    calc, _, _ = _reference_calculator("gfn1", ["C"], False, None, None)
+    assert calc.parameters["electronic_temperature"] == 300.0
+    with pytest.raises(Exception, match="--reference data needs --data"):
+        _reference_calculator("data", ["C"], False, None, None)

@@ -278,3 +278,22 @@ def test_scaling_scan_plot(tmp_path):
                                        training_max={"A": -7.7, "B": -7.5}))
     with pytest.raises(HdnnpError, match="10 energies"):
         plots.plot_scaling_scan(f, true[:10], tmp_path / "x.png")
+
+
+def test_error_histogram_axis_is_bounded_below_and_sets_normalised(tmp_path):
+    """Force components that vanish by symmetry (errors ~1e-16) must not stretch the
+    axis over 30 decades; a 50-structure set and a 450-structure one are compared as
+    fractions (each sums to 1)."""
+    rng = np.random.default_rng(2)
+    train = rng.normal(scale=0.05, size=450) ** 2
+    test = np.concatenate([rng.normal(scale=0.05, size=40) ** 2, np.full(10, 1e-32)])
+    edges = plots.squared_error_edges({"train": train, "test": test}, bins=40)
+    assert edges[0] == pytest.approx(min(train.mean(), test.mean()) / 1e6)
+    assert edges[-1] == pytest.approx(max(train.max(), test.max()))
+    for v in (train, test):
+        h, _ = np.histogram(np.clip(v, edges[0], None), bins=edges,
+                            weights=np.full(v.size, 1.0 / v.size))
+        assert h.sum() == pytest.approx(1.0)
+    assert_png(plots.plot_error_histogram({"train": np.zeros(450), "test": np.zeros(50)},
+                                          {"train": np.sqrt(train), "test": np.sqrt(test)},
+                                          tmp_path / "h.png", quantity="force"))

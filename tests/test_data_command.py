@@ -118,7 +118,7 @@ def test_data_export_merge_select_split(labelled_file, tmp_path, capsys):
 
 
 def test_export_n2p2(labelled_file, tmp_path):
-    pytest.importorskip("hdnnp.io.n2p2_data", reason="n2p2 input.data I/O not available yet")
+    pytest.importorskip("hdnnp.n2p2.data", reason="n2p2 input.data I/O not available yet")
     from hdnnp.io import read_structures
 
     out = tmp_path / "input.data"
@@ -161,3 +161,17 @@ def test_build_sample_augment_commands(tmp_path, capsys):
                      "--quiet", "-o", str(md)]) == 0
         snaps = read_structures(md)
         assert len(snaps) == 2 and snaps[0].info["sampler"] == "tersoff-bnc"
+
+
+def test_bundled_hbn_sets_a_and_b():
+    """hBN sets A and B (thesis §5.1.2): B36N36 sheets, B reaches higher energies."""
+    a, b = load_bundled_dataset("hbn-A"), load_bundled_dataset("hbn-B")
+    for name, ds in (("hbn-A", a), ("hbn-B", b)):
+        meta = bundled_metadata(name)
+        assert len(ds) == meta["structures"] == 300 and meta["failed"] == 0
+        assert set(ds.elements) == {"B", "N"} and ds[0].get_forces().shape == (72, 3)
+        assert ds.reference_energies == meta["reference_energies"]
+        assert ds.cohesive_energies().max() == pytest.approx(meta["energy_per_atom"]["max"])
+    assert {s.info["augmentation"] for s in a} == {"none"}
+    assert [s.info["augmentation"] for s in b].count("scale") == 240
+    assert np.ptp(b.cohesive_energies()) > 3 * np.ptp(a.cohesive_energies())

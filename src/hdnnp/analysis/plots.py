@@ -385,47 +385,68 @@ def _square(ax, lim, xlabel, ylabel) -> None:
 
 
 # --------------------------------------------------------- squared-error histogram
+def squared_error_edges(squared: Mapping[str, np.ndarray], bins: int = 50,
+                        dynamic_range: float = 1e6) -> np.ndarray:
+    """Log-spaced bin edges for the squared errors of several sets: from the smallest
+    positive value, but at most ``dynamic_range`` below the smallest of the sets' mean
+    squared errors, to the largest value (see :func:`plot_error_histogram`)."""
+    positive = np.concatenate([np.asarray(v)[np.asarray(v) > 0] for v in squared.values()])
+    if positive.size:
+        mses = [float(np.mean(v)) for v in squared.values() if np.size(v)]
+        low_mse = min([m for m in mses if m > 0], default=0.0)
+        lo, hi = float(positive.min()), float(positive.max())
+        lo = max(lo, low_mse / dynamic_range) if low_mse > 0 else lo
+        if hi <= lo:
+            lo, hi = lo / 2.0, max(hi, lo) * 2.0
+    else:
+        lo, hi = 1e-12, 1.0
+    return np.logspace(np.log10(lo), np.log10(hi), int(bins) + 1)
+
+
 @_styled
 def plot_error_histogram(ref: ArrayLike | Mapping[str, ArrayLike],
                          pred: ArrayLike | Mapping[str, ArrayLike], path: str | Path,
                          quantity: str = "energy", units: str | None = None,
                          label: str | None = None, error_units: str | None = None,
                          error_scale: float | None = None, bins: int = 50,
-                         title: str | None = None) -> Path:
+                         title: str | None = None, normalise: bool = True,
+                         dynamic_range: float = 1e6) -> Path:
     r"""Histogram of squared errors :math:`(s(p_i - t_i))^2` on a logarithmic axis.
 
     Thesis §3.3 ("Squared Error").  Arguments as for :func:`plot_parity`; the errors
     are shown in ``error_units`` squared (energy: (meV/atom)², force: (eV/Å)²).  Each
-    set gets a dashed vertical line at its mean squared error, MSE = RMSE².  Exact
-    zeros (no place on a log axis) are counted in the legend.
+    set gets a dashed vertical line at its mean squared error, MSE = RMSE².
+
+    ``normalise`` (default) draws the fraction of each set per bin, so that sets of
+    different size (450 training against 50 test structures) are compared by their
+    distributions, not their counts.  The axis spans ``dynamic_range`` below the
+    smallest MSE of the sets at most: squared errors below it (force components that
+    vanish by symmetry give 1e-16 and less; exact zeros have no place on a log axis)
+    are counted in the first bin and in the legend.
     """
     sets = _paired_sets(ref, pred, label)
     text, _, eu, scale = _quantity(quantity, units, error_units, error_scale)
     sq = {name: ((p - r) * scale) ** 2 for name, (r, p) in sets.items()}
-    positive = np.concatenate([v[v > 0] for v in sq.values()])
-    if positive.size:
-        lo, hi = float(positive.min()), float(positive.max())
-        if hi <= lo:
-            lo, hi = lo / 2.0, hi * 2.0
-    else:
-        lo, hi = 1e-12, 1.0
-    edges = np.logspace(np.log10(lo), np.log10(hi), int(bins) + 1)
+    edges = squared_error_edges(sq, bins, dynamic_range)
+    lo = edges[0]
     fig, axes = _figure()
     ax = axes[0, 0]
     for color, (name, v) in zip(_set_colors(sq), sq.items()):
-        zeros = int((v == 0).sum())
+        below = int((v < lo * (1 - 1e-9)).sum())  # edges[0] is lo up to round-off
         legend = f"{name} (n = {v.size}" if name else f"n = {v.size}"
-        legend += f", {zeros} exact" if zeros else ""
+        legend += f", {below} below {lo:.1g}" if below else ""
         legend += ")" if name else ""
-        ax.hist(v[v > 0], bins=edges, histtype="step", color=color, linewidth=1.2,
-                label=legend)
+        shown = np.clip(v, lo, None)
+        weights = np.full(v.size, 1.0 / v.size) if normalise and v.size else None
+        ax.hist(shown, bins=edges, weights=weights, histtype="step", color=color,
+                linewidth=1.2, label=legend)
         if v.size:
             ax.axvline(v.mean(), color=color, linestyle="--", linewidth=0.9,
                        label=f"MSE {v.mean():.3g}" + (f" ({name})" if name else ""))
     ax.set_xscale("log")
     unit2 = "/".join(f"{part}²" for part in eu.split("/")) if eu else ""  # meV²/atom²
     ax.set_xlabel(_with_units(f"squared error of {text}", unit2))
-    ax.set_ylabel("count")
+    ax.set_ylabel("fraction of the set" if normalise else "count")
     ax.legend(loc="best")
     if title:
         ax.set_title(title)
@@ -681,7 +702,8 @@ def plot_scaling_scan(factors: ArrayLike, energy_per_atom: ArrayLike | Mapping[s
                       model_label: str = "HDNNP", reference_label: str = "reference",
                       xlabel: str = "scaling factor f (lengths × (1 + f))",
                       ylabel: str = "cohesive energy per atom (eV/atom)",
-                      title: str | None = None) -> Path:
+                      title: str | None = None, x: ArrayLike | None = None,
+                      derivative: bool = False) -> Path:
     """Cohesive energy per atom against the scaling factor (thesis fig. 5.2).
 
     Parameters
@@ -698,27 +720,44 @@ def plot_scaling_scan(factors: ArrayLike, energy_per_atom: ArrayLike | Mapping[s
         Maximum and mean cohesive energy per atom of the training set (eV/atom), drawn
         as horizontal red and orange dashed lines as in the thesis; ``{label: value}``
         for several data sets.
+    x:
+        Values of the horizontal axis if not the factors (a dimer's bond length
+        d₀(1 + f) in Å, with ``xlabel`` to match).
+    derivative:
+        Add a second panel with the slope dE/dx of every curve (central finite
+        differences on the sorted points, :func:`numpy.gradient`): where a potential
+        extrapolates, its slope departs from the reference's before its energy does.
     """
     f = np.asarray(factors, dtype=np.float64).ravel()
     if f.size == 0:
         raise HdnnpError("no scaling factors to plot")
+    xs = f if x is None else np.asarray(x, dtype=np.float64).ravel()
+    if xs.size != f.size:
+        raise HdnnpError(f"{xs.size} x values for {f.size} factors")
     models = (dict(energy_per_atom) if isinstance(energy_per_atom, Mapping)
               else {model_label: energy_per_atom})
-    order = np.argsort(f)
-    fig, axes = _figure(figsize=(4.6, 3.5))
+    order = np.argsort(xs)
+    xo = xs[order]
+    fig, axes = _figure(1, 2 if derivative else 1,
+                        figsize=(8.6, 3.5) if derivative else (4.6, 3.5))
     ax = axes[0, 0]
+    curves = []
     if reference_energy_per_atom is not None:
         ref = np.asarray(reference_energy_per_atom, dtype=np.float64).ravel()
         if ref.size != f.size:
             raise HdnnpError(f"{ref.size} reference energies for {f.size} factors")
-        ax.plot(f[order], ref[order], color="black", marker="o", markersize=3.5,
+        ax.plot(xo, ref[order], color="black", marker="o", markersize=3.5,
                 label=reference_label)
+        curves.append((reference_label, ref[order], {"color": "black", "marker": "o",
+                                                     "markersize": 3.5}))
     for k, (name, values) in enumerate(models.items()):
         e = np.asarray(values, dtype=np.float64).ravel()
         if e.size != f.size:
             raise HdnnpError(f"{e.size} energies ({name}) for {f.size} factors")
-        ax.plot(f[order], e[order], color=COLORS[k % len(COLORS)], linestyle="--",
-                marker="s", markersize=3.0, label=name)
+        style = {"color": COLORS[k % len(COLORS)], "linestyle": "--", "marker": "s",
+                 "markersize": 3.0}
+        ax.plot(xo, e[order], label=name, **style)
+        curves.append((name, e[order], style))
     lines = [(f"max {name}".strip(), v, "--") for name, v in
              _named(training_max, "training set").items()]
     lines += [(f"mean {name}".strip(), v, "-.") for name, v in
@@ -731,4 +770,15 @@ def plot_scaling_scan(factors: ArrayLike, energy_per_atom: ArrayLike | Mapping[s
     ax.legend(loc="best")
     if title:
         ax.set_title(title)
+    if derivative:
+        dax = axes[0, 1]
+        if xo.size < 2:
+            raise HdnnpError("the slope panel needs at least two scan points")
+        for name, values, style in curves:
+            dax.plot(xo, np.gradient(values, xo), label=name, **style)
+        dax.axhline(0.0, color="0.6", linewidth=0.8)
+        dax.set_xlabel(xlabel)
+        dax.set_ylabel(f"d({ylabel.split(' (')[0]})/d{('x' if x is not None else 'f')} "
+                       f"(eV/atom{' per Å' if x is not None else ''})")
+        dax.set_title("slope")
     return save_figure(fig, path)

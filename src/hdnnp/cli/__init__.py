@@ -45,6 +45,25 @@ def command_parser(subparsers, name: str, help: str, description: str, examples:
         formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
+def labelled_paths(paths: list[str]) -> list[tuple[str, str]]:
+    """(label, path) of arguments written ``LABEL=PATH`` or as a bare path (then
+    ``HDNNP`` for a single one, ``model 1``, ``model 2`` ... for several); labels must
+    differ.  Used by the commands that compare several potentials (scan, compare)."""
+    from hdnnp.errors import HdnnpError
+
+    out = []
+    for k, text in enumerate(paths):
+        label, sep, path = text.partition("=")
+        if sep and label and "/" not in label and not label.startswith("."):
+            out.append((label, path))
+        else:
+            out.append(("HDNNP" if len(paths) == 1 else f"model {k + 1}", text))
+    labels = [lab for lab, _ in out]
+    if len(set(labels)) != len(labels):
+        raise HdnnpError(f"two models have the same label ({', '.join(labels)})")
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hdnnp", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -1,0 +1,1 @@
+"""The thesis as a command: ``hdnnp reproduce MATERIAL`` (:mod:`hdnnp.reproduce.pipeline`)."""
