@@ -175,3 +175,24 @@ def test_bundled_hbn_sets_a_and_b():
     assert {s.info["augmentation"] for s in a} == {"none"}
     assert [s.info["augmentation"] for s in b].count("scale") == 240
     assert np.ptp(b.cohesive_energies()) > 3 * np.ptp(a.cohesive_energies())
+
+
+def test_summary_by_key_matches_a_direct_count(capsys):
+    """Per-temperature / per-augmentation statistics (thesis tables 3.1-3.2)."""
+    from hdnnp.cli import main
+
+    ds = load_bundled_dataset("graphene-B")
+    by = ds.summary_by("augmentation")
+    e = ds.cohesive_energies()
+    scaled = np.array([a.info["augmentation"] == "scale" for a in ds])
+    assert list(by) == ["none", "scale"]
+    assert by["scale"]["structures"] == scaled.sum() == 400
+    assert by["scale"]["energy_per_atom"]["mean"] == pytest.approx(e[scaled].mean())
+    assert by["none"]["energy_per_atom"]["max"] == pytest.approx(e[~scaled].max())
+    f = np.concatenate([a.get_forces() for a, s in zip(ds, scaled) if not s])
+    assert by["none"]["force_rms_eV_per_A"] == pytest.approx(np.sqrt((f ** 2).mean()))
+    temps = ds.summary_by("temperature_K")
+    assert list(temps) == ["300.0", "500.0", "750.0", "1000.0"]  # numeric order
+    assert sum(g["structures"] for g in temps.values()) == len(ds)
+    assert main(["data", "summary", "graphene-B", "--by", "temperature_K"]) == 0
+    assert "by temperature_K:" in capsys.readouterr().out

@@ -204,6 +204,37 @@ class Dataset:
                        validate=False)
 
     # ---------------------------------------------------------------- summary
+    def summary_by(self, key: str) -> dict[str, dict]:
+        """Statistics per value of ``info[key]`` (thesis tables 3.1–3.2: per temperature,
+        per augmentation ...): structures, cohesive (else total) energy per atom min / max
+        / mean / std (eV/atom) and force components RMS / max (eV/Å); structures without
+        the key are grouped under ``"—"``.  Groups in sorted order (numbers as numbers)."""
+        groups: dict[object, list[int]] = {}
+        for k, a in enumerate(self.structures):
+            v = a.info.get(key, "—")
+            v = v.item() if isinstance(v, np.generic) else v
+            groups.setdefault(v, []).append(k)
+        e = self.cohesive_energies()
+
+        def order(v):
+            return (0, float(v), "") if isinstance(v, int | float) else (1, 0.0, str(v))
+
+        out = {}
+        for v in sorted(groups, key=order):
+            idx = groups[v]
+            ev = e[idx]
+            f = [self.forces(k) for k in idx]
+            f = np.concatenate([x for x in f if x is not None]) if any(
+                x is not None for x in f) else np.zeros((0, 3))
+            out[str(v)] = {
+                "structures": len(idx),
+                "energy_per_atom": {"min": float(ev.min()), "max": float(ev.max()),
+                                    "mean": float(ev.mean()), "std": float(ev.std())},
+                "force_rms_eV_per_A": float(np.sqrt((f ** 2).mean())) if f.size else None,
+                "force_max_eV_per_A": float(np.abs(f).max()) if f.size else None,
+            }
+        return out
+
     def summary(self) -> dict:
         """Counts and energy statistics (eV) of the data set."""
         e = self.cohesive_energies()

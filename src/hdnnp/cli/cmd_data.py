@@ -57,6 +57,7 @@ def register(sub) -> None:
         examples="  hdnnp data list\n"
                  "  hdnnp data summary graphene-A graphene-B --plot energies.png\n"
                  "  hdnnp data summary labels.db --json\n"
+                 "  hdnnp data summary graphene-B --by temperature_K --by augmentation\n"
                  "  hdnnp data export graphene-A -o graphene-A.extxyz\n"
                  "  hdnnp data export labels.db -o input.data --format n2p2\n"
                  "  hdnnp data export labels.db -o xsf/ --format xsf\n"
@@ -73,6 +74,9 @@ def register(sub) -> None:
     q.add_argument("inputs", nargs="+", metavar="INPUT")
     q.add_argument("--json", action="store_true", help="machine-readable output")
     q.add_argument("--plot", metavar="PNG", help="write a histogram of energies per atom")
+    q.add_argument("--by", action="append", default=[], metavar="KEY",
+                   help="also tabulate per value of a stored key, e.g. --by temperature_K "
+                        "--by augmentation (thesis tables 3.1-3.2; repeatable)")
     q.set_defaults(func=run_summary)
 
     q = ops.add_parser("export", help="convert to extxyz, XSF or n2p2 input.data")
@@ -166,6 +170,8 @@ def run_summary(args) -> int:
     for name in args.inputs:
         ds = read_inputs([name])
         results[name] = dataset_summary(ds)
+        for key in args.by:
+            results[name].setdefault("by", {})[key] = ds.summary_by(key)
         e = ds.cohesive_energies()
         plot_data[name] = e[e == e]
     if args.json:
@@ -185,6 +191,17 @@ def run_summary(args) -> int:
                 print(f"  {e['kind']} energy per atom (eV/atom): min {e['min']:.5f}  max "
                       f"{e['max']:.5f}  range {e['range']:.5f}  mean {e['mean']:.5f}  std "
                       f"{e['std']:.5f}")
+            for key, groups in s.get("by", {}).items():
+                print(f"  by {key}:")
+                print(f"    {'value':>12} {'N':>5} {'min':>10} {'max':>10} {'mean':>10} "
+                      f"{'std':>8} {'F rms':>7} {'F max':>7}")
+                for value, g in groups.items():
+                    ge = g["energy_per_atom"]
+                    rms, fmax = g["force_rms_eV_per_A"], g["force_max_eV_per_A"]
+                    print(f"    {value[:12]:>12} {g['structures']:>5d} {ge['min']:10.5f} "
+                          f"{ge['max']:10.5f} {ge['mean']:10.5f} {ge['std']:8.5f} "
+                          + (f"{rms:7.3f} {fmax:7.2f}" if rms is not None else "      —       —"))
+                print("    (energies per atom in eV/atom, forces in eV/Å)")
     if args.plot:
         _plot(args.plot, plot_data)
         if not args.json:

@@ -380,22 +380,17 @@ def reproduce(material: str, out_dir: str | Path,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    clock = out / "wall_s.json"  # wall time accumulated over resumed attempts
+    clock = out / "wall_s.json"  # wall time accumulated over interrupted and resumed attempts
     before = json.loads(clock.read_text())["wall_s"] if clock.is_file() else 0.0
-
-    def tick():
-        atomic_write_text(clock, json.dumps({"wall_s": before + time.perf_counter() - t0}))
-
-    _, dirs = _train(material, out, settings, progress)
-    tick()
-    metrics = _compare(material, dirs, out, progress)
-    tick()
-    scan = _scan(material, dirs, out, settings, progress)
-    tick()
-    studies = _studies(material, out, settings, progress)
-    _figures_of_training(dirs, material, out)
-    wall = before + time.perf_counter() - t0
-    atomic_write_text(clock, json.dumps({"wall_s": wall}))
+    try:
+        _, dirs = _train(material, out, settings, progress)
+        metrics = _compare(material, dirs, out, progress)
+        scan = _scan(material, dirs, out, settings, progress)
+        studies = _studies(material, out, settings, progress)
+        _figures_of_training(dirs, material, out)
+    finally:  # an attempt that fails or is interrupted still counts
+        wall = before + time.perf_counter() - t0
+        atomic_write_text(clock, json.dumps({"wall_s": wall}))
     summary = _summary(material, metrics, scan, studies, dirs, wall, settings)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     summary["report"] = str(_write_report(material, out, summary, dirs, studies))
