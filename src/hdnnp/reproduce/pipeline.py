@@ -156,8 +156,12 @@ def _compare(material: str, dirs: dict[str, Path], out: Path, progress: bool) ->
     target = out / "compare"
     if (target / "metrics.json").is_file():
         return json.loads((target / "metrics.json").read_text())
+    from hdnnp.io import write_structures
+
     data, _, _ = _test_sets(material, dirs)
     data.reference_energies.update(bundled_metadata(f"{material}-A")["reference_energies"])
+    target.mkdir(parents=True, exist_ok=True)
+    write_structures(target / "test-sets.extxyz", data.structures, format="extxyz")
     models = {label: load_potential(d / "model.json") for label, d in dirs.items()}
     return compare_models(models, data, ["original:subset=original", "scaled:subset=scaled"],
                           target, progress=progress)
@@ -330,7 +334,8 @@ def _write_report(material: str, out: Path, summary: dict, dirs, studies: dict) 
                           "force r": summary[f"{pre}_force_pearson_r"]})
     page.table(table)
     cmp_cmd = (f"hdnnp compare A={dirs['A']}/model.json B={dirs['B']}/model.json --data "
-               "TEST_SETS --subset subset=original --subset subset=scaled")
+               f"{out}/compare/test-sets.extxyz --subset original:subset=original "
+               "--subset scaled:subset=scaled")
     fig = out / "figures"
     page.figure(fig / "loss_A_vs_B.png", "validation energy MAE per epoch, A vs B; dotted: "
                 "the thesis's 5 meV/atom target",
