@@ -10,13 +10,25 @@ wrap it with the project's one-line errors naming file and line
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 from hdnnp.errors import InputFileError
 
+#: Fortran's ``ES``/``E`` edit descriptors drop the exponent letter when the exponent has
+#: three digits: ``1.234567-100`` is 1.234567e-100.
+_DROPPED_EXPONENT_LETTER = re.compile(r"^([+-]?\d*\.\d*)([+-]\d{3,})$")
 
-def fortran_float(text: str) -> float:
-    """``float`` that also accepts Fortran ``d``/``D`` exponents; ``ValueError`` otherwise."""
+
+def fortran_float(text: str, exponent_letter_optional: bool = False) -> float:
+    """``float`` that also accepts Fortran ``d``/``D`` exponents and, with
+    ``exponent_letter_optional`` (for files written by Fortran's formatted output, such
+    as ænet's ascii potentials), the three-digit exponent without a letter
+    (``1.0-100``); ``ValueError`` otherwise."""
+    if exponent_letter_optional:
+        m = _DROPPED_EXPONENT_LETTER.match(text)
+        if m:
+            text = m.group(1) + "E" + m.group(2)
     try:
         return float(text)
     except ValueError:

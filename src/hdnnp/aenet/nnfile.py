@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -291,7 +290,6 @@ def _read_binary(path: Path, data: bytes) -> NNFile:
 
 # ------------------------------------------------------------------- text reading
 
-_FORTRAN_ES3 = re.compile(r"^([+-]?\d*\.\d*)([+-]\d{3,})$")  # ES format, |exponent| >= 100
 
 
 class _Lines:
@@ -350,9 +348,8 @@ class _Lines:
         toks = self.tokens(what, n)
         out = np.empty(n)
         for k, t in enumerate(toks):
-            m = _FORTRAN_ES3.match(t)
             try:
-                out[k] = fortran_float(m.group(1) + "E" + m.group(2) if m else t)
+                out[k] = fortran_float(t, exponent_letter_optional=True)
             except ValueError:
                 raise self.fail(f"{what}: {t[:30]!r} is not a number") from None
         return out

@@ -92,19 +92,17 @@ def compare_models(models: Mapping[str, object], data, subsets: Sequence[str] = 
         parts[label] = idx
     if not parts:
         parts["all"] = np.arange(len(structures))
-    n_atoms = np.array([len(a) for a in structures])
+    n_atoms = data.n_atoms
     atom_start = np.concatenate([[0], np.cumsum(n_atoms)])
     first = next(iter(models.values()))
     ref_e = dict(data.reference_energies) or first.reference_energy_dict()
-    shift = np.array([sum(ref_e.get(s, 0.0) for s in a.get_chemical_symbols())
-                      for a in structures])
+    shift = data.reference_sum(ref_e)
+    coh_ref = data.cohesive_energies(ref_e)
     metrics: dict[str, dict] = {}
     e_ref, e_pred, f_ref, f_pred = {}, {}, {}, {}
-    coh_ref = None
     for label, model in models.items():
         pred = predict_structures(model, structures, forces=True, progress=progress)
         coh = (pred["energy"] - shift) / n_atoms
-        coh_ref = (pred["energy_ref"] - shift) / n_atoms
         metrics[label] = {}
         for sub, idx in parts.items():
             atoms_idx = np.concatenate([np.arange(atom_start[k], atom_start[k + 1])

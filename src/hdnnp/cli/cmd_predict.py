@@ -106,8 +106,8 @@ def run(args) -> int:
     print(f"  extrapolation: {n_ex} of {len(structures)} structures have descriptor values "
           f"outside the training range ({metrics['extrapolation_warnings']} values)")
     if args.figures:
-        _figures(args.figures, pred, structures, dict(dataset.reference_energies)
-                 or model.reference_energy_dict())
+        _figures(args.figures, pred, dataset.reference_sum(
+            dict(dataset.reference_energies) or model.reference_energy_dict()))
         print(f"  figures: {args.figures}/")
     if args.output:
         from ase.calculators.singlepoint import SinglePointCalculator
@@ -146,9 +146,9 @@ def run(args) -> int:
     return 0
 
 
-def _figures(directory, pred, structures, reference_energies) -> None:
+def _figures(directory, pred, shift) -> None:
     """Parity plots and squared-error histograms of one prediction (cohesive energies
-    per atom with ``reference_energies``)."""
+    per atom: ``shift`` is Σ_Z N_Z E_ref_Z of each structure, eV)."""
     from pathlib import Path
 
     from hdnnp.analysis.plots import plot_error_histogram, plot_parity
@@ -156,8 +156,6 @@ def _figures(directory, pred, structures, reference_energies) -> None:
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    shift = np.array([sum(reference_energies.get(s, 0.0) for s in a.get_chemical_symbols())
-                      for a in structures])
     n = pred["n_atoms"]
     ok = ~np.isnan(pred["energy_ref"])
     if not ok.any():

@@ -157,7 +157,6 @@ def iter_structures(path: str | Path, format: str | None = None, **kwargs) -> It
     elif fmt == "archive":
         yield from _iter_archive(path)
     elif fmt == "n2p2":
-
         yield from read_input_data(path, **kwargs)
     elif fmt == "db":
         from ase.db import connect
@@ -238,7 +237,6 @@ def write_structures(path: str | Path, structures: Sequence[Atoms], format: str 
         comp = _compression(path)
         atomic_write_bytes(path, _COMPRESSION[comp][1](data) if comp else data)
     elif fmt == "n2p2":
-
         write_input_data(path, structures, **kwargs)
     elif fmt == "db":
         from ase.db import connect
