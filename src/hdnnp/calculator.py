@@ -35,7 +35,7 @@ from ase.calculators.calculator import PropertyNotImplementedError, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from hdnnp.errors import HdnnpError
-from hdnnp.model import NeuralNetworkPotential
+from hdnnp.model import NeuralNetworkPotential, committee_force_deviation
 from hdnnp.neighbours import build_batch
 
 
@@ -127,8 +127,7 @@ class Calculator(_AseCalculator):
             self.results["energy_std"] = float(out["energy_std"][0])
             self.results["energies_std"] = out["energies_std"].cpu().numpy()
         if "forces_members" in out:
-            fm = out["forces_members"].detach().double()
-            dev = ((fm - fm.mean(0)) ** 2).sum(-1).mean(0).sqrt().cpu().numpy()
+            dev = committee_force_deviation(out["forces_members"]).cpu().numpy()
             self.results["forces_deviation"] = dev
             self.results["max_force_deviation"] = float(dev.max()) if dev.size else 0.0
         if want_stress:

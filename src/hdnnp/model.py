@@ -49,6 +49,15 @@ from hdnnp.errors import HdnnpError
 from hdnnp.neighbours import StructureBatch
 
 
+def committee_force_deviation(forces_members: torch.Tensor) -> torch.Tensor:
+    r"""Per-atom model deviation of a committee's forces (eV/Å), DeePMD-kit's and DP-GEN's
+    active-learning criterion (Zhang et al., Phys. Rev. Materials 3, 023804 (2019), eq. 2):
+    :math:`\epsilon_i = [K^{-1}\sum_k |\mathbf F_{ik} - \bar{\mathbf F}_i|^2]^{1/2}` from
+    the members' forces ``forces_members`` [K, N, 3]; returns [N] in float64."""
+    fm = forces_members.detach().double()
+    return ((fm - fm.mean(0)) ** 2).sum(-1).mean(0).sqrt()
+
+
 class AtomicNetwork(nn.Module):
     """Feed-forward network of one element: features of an atom → its energy (eV).
 

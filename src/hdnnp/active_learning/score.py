@@ -64,6 +64,7 @@ def score_structures(model, structures: list[Atoms], progress: bool = False,
     """Scores (dicts of :data:`SCORE_KEYS`, plus ``committee_energy_per_atom`` in eV/atom)
     and fingerprints ``[n, F]`` of ``structures``.  A structure the potential cannot
     evaluate (too-close atoms, non-finite output) scores ``inf``."""
+    from hdnnp.model import committee_force_deviation
     from hdnnp.neighbours import build_batch
     from hdnnp.potential import load_potential
 
@@ -85,8 +86,7 @@ def score_structures(model, structures: list[Atoms], progress: bool = False,
         try:
             batch = build_batch([atoms], model.elements, model.cutoff, dtype=dtype)
             out = model(batch, forces=True, member_forces=True)
-            fm = out["forces_members"].detach().double()
-            dev = ((fm - fm.mean(0)) ** 2).sum(-1).mean(0).sqrt()
+            dev = committee_force_deviation(out["forces_members"])
             e = float(out["energy"][0])
             s = {"max_force_dev": float(dev.max()) if dev.numel() else 0.0,
                  "energy_spread_per_atom": float(out["energy_std"][0]) / max(n, 1),

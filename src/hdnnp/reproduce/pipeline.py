@@ -117,12 +117,6 @@ def _train(material: str, out: Path, settings: ReproduceSettings, progress: bool
     return runner, dirs
 
 
-def _hashes(structures) -> set[str]:
-    from hdnnp.reference_data.labelling import structure_hash
-
-    return {structure_hash(a) for a in structures}
-
-
 def _test_sets(material: str, dirs: dict[str, Path]):
     """Original (A's test split less any structure B trained on: B's MD part is drawn
     from the same trajectories) and scaled (B's test split's scaled structures) test
@@ -134,8 +128,8 @@ def _test_sets(material: str, dirs: dict[str, Path]):
     a_test = load_dataset(dirs["A"] / "test.extxyz").structures
     b_test = load_dataset(dirs["B"] / "test.extxyz").structures
     b_train = set(json.loads((dirs["B"] / "split.json").read_text()).get("train", []))
-    b_train_hashes = _hashes(a for a in load_bundled_dataset(f"{material}-B").structures
-                             if str(a.info.get("source")) in b_train)
+    b_train_hashes = {structure_hash(a) for a in load_bundled_dataset(f"{material}-B")
+                      if str(a.info.get("source")) in b_train}
     original = [a for a in a_test if structure_hash(a) not in b_train_hashes]
     scaled = [a for a in b_test if str(a.info.get("augmentation", "none")) != "none"]
     if not original or not scaled:
