@@ -107,7 +107,7 @@ def test_a_bad_value_fails_before_any_run_naming_key_and_value(tmp_path):
 def test_every_preset_expands_to_valid_runs(tmp_path):
     for name in PRESETS:
         runs = expand_runs(preset_spec(name, epochs=5, directory=tmp_path))
-        assert len(runs) >= 4, name
+        assert len(runs) >= 3, name
         assert len({r.name for r in runs}) == len(runs)
 
 

@@ -51,8 +51,10 @@ def emt_file(tmp_path_factory):
 
 
 def config(path, out, **training):
+    # a constant rate (no cosine schedule): extending a run by more epochs then continues
+    # exactly as one uninterrupted run of all the epochs
     t = {"optimizer": "adam", "epochs": 6, "batch_size": 4, "learning_rate": 0.01,
-         "force_weight": 0.05, "seed": 3, "threads": 2}
+         "learning_rate_final": None, "force_weight": 0.05, "seed": 3, "threads": 2}
     t.update(training)
     return TrainConfig.from_dict({
         "data": {"train": [str(path)], "validation_fraction": 0.25, "test_fraction": 0.25,

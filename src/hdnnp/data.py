@@ -24,6 +24,11 @@ from ase.data import atomic_numbers
 
 from hdnnp.errors import HdnnpError
 
+#: The ``info`` keys that identify one MD trajectory of a data set
+#: (:meth:`Dataset.snapshots`); its snapshots are ordered by ``md_step``.
+TRAJECTORY_KEYS = ("material", "sampler", "temperature_K", "seed", "augmentation",
+                   "dataset")
+
 
 def structure_energy(atoms: Atoms) -> float | None:
     """Reference total energy attached to ``atoms`` (eV), or None."""
@@ -185,6 +190,65 @@ class Dataset:
         parts = np.split(perm, [n_test, n_test + n_valid])
         test, valid, train = (self.subset(np.sort(p)) for p in parts)
         return train, valid, test
+
+    def where(self, conditions: Sequence[str]) -> Dataset:
+        """The structures whose ``info`` satisfies every condition (``"augmentation=none"``,
+        ``"temperature_K<=500"``; syntax of :func:`parse_where`)."""
+        parsed = [parse_where(c) for c in conditions]
+        return self.subset(k for k, a in enumerate(self.structures)
+                           if all(where_matches(a.info, *p) for p in parsed))
+
+    def snapshots(self, interval: int, per_trajectory: int | None = None) -> Dataset:
+        """Every ``interval``-th snapshot of each MD trajectory, the first
+        ``per_trajectory`` of them (thesis §3.4.3: the time between snapshots doubled
+        from Δτ = 273 fs to 546 fs at a fixed number of structures).
+
+        A trajectory is the structures sharing :data:`TRAJECTORY_KEYS` (material,
+        sampler, target temperature, seed, augmentation, data set), ordered by ``md_step``;
+        the snapshot time is ``interval`` times the data set's own sampling interval.
+        Raises :class:`HdnnpError` when a structure has no ``md_step``."""
+        if interval < 1:
+            raise HdnnpError(f"snapshot interval must be at least 1, got {interval}")
+        groups: dict[tuple, list[tuple[int, int]]] = {}
+        for k, a in enumerate(self.structures):
+            if "md_step" not in a.info:
+                raise HdnnpError(f"{self.names[k]}: no md_step in its info, so it is not an "
+                                 "MD snapshot (needed by snapshot_interval)")
+            key = tuple(str(a.info.get(t, "")) for t in TRAJECTORY_KEYS)
+            groups.setdefault(key, []).append((int(a.info["md_step"]), k))
+        keep = []
+        for members in groups.values():
+            chosen = sorted(members)[::interval]
+            keep += [k for _, k in chosen[:per_trajectory]]
+        return self.subset(sorted(keep))
+
+    def augmented_mix(self, fraction: float, n: int, seed: int = 0) -> Dataset:
+        """``n`` structures of which round(``fraction`` n) are augmented (``info
+        ["augmentation"]`` other than ``"none"``) and the rest MD snapshots, each part
+        drawn with ``seed`` (thesis fig. 4.10: 25 %, 50 %, 100 % of the data scaled).
+        Structures with the same geometry (numbers, positions and cell: an MD snapshot
+        bundled in both set A and set B) count once.  Raises :class:`HdnnpError` when a
+        part has too few structures."""
+        if not 0.0 <= fraction <= 1.0:
+            raise HdnnpError(f"augmented fraction must be in [0, 1], got {fraction}")
+        seen, pools = set(), {True: [], False: []}
+        for k, a in enumerate(self.structures):
+            geometry = (a.numbers.tobytes(), a.positions.tobytes(), a.cell.array.tobytes())
+            if geometry in seen:
+                continue
+            seen.add(geometry)
+            pools[str(a.info.get("augmentation", "none")) != "none"].append(k)
+        n_aug = round(fraction * n)
+        rng = np.random.default_rng(seed)
+        chosen = []
+        for augmented, count in ((True, n_aug), (False, n - n_aug)):
+            pool = pools[augmented]
+            if count > len(pool):
+                raise HdnnpError(f"augmented fraction {fraction:g} of {n} structures needs "
+                                 f"{count} {'augmented' if augmented else 'MD'} structures; "
+                                 f"the data have {len(pool)}")
+            chosen += list(rng.choice(pool, size=count, replace=False)) if count else []
+        return self.subset(sorted(int(k) for k in chosen))
 
     def filter_energy(self, max_energy_per_atom: float,
                       relative_to_minimum: bool = False) -> Dataset:

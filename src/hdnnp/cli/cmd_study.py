@@ -28,7 +28,8 @@ _EXAMPLES = """\
   hdnnp study my-study.yaml -o studies/mine --scheduler tcp://head:8786
   hdnnp study --preset cutoff -o studies/cutoff --report-only
 presets: cutoff, n-functions, eta-range, n-radial, train-size, optimizer-seed,
-  activation, capacity, h2-toy (thesis §3.4 and §4.1.2; see docs/studies.md)
+  activation, capacity, interval, augmentation, h2-toy (thesis §3.4, §4.1.2, fig. 4.10;
+  see docs/studies.md)
 """
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from hdnnp.cli import command_parser
@@ -32,6 +33,16 @@ EXAMPLES = """\
   hdnnp train --resume runs/tio2 --epochs 900
   hdnnp train --resume runs/tio2 --stage lm:30:lm_mu=0.1
 """
+
+
+def _rate_or_none(text: str) -> float | str:
+    """A learning rate, or ``"none"`` (no schedule: a constant rate)."""
+    if text.strip().lower() in ("none", "null", "constant"):
+        return "none"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or none, got {text!r}") from None
 
 
 def register(sub) -> None:
@@ -83,14 +94,16 @@ def register(sub) -> None:
                    "(Levenberg-Marquardt), kalman (n2p2's Kalman filter); their settings: "
                    "--help-config")
     g.add_argument("--epochs", type=int, help="epochs of the optimizer; with --resume: the "
-                   "last stage's epochs in all")
+                   "last stage's epochs in all (its cosine learning-rate schedule then spans "
+                   "the new total; --learning-rate-final none keeps a constant rate)")
     g.add_argument("--stage", action="append", metavar="OPT:EPOCHS[:KEY=VALUE,...]",
                    help="a stage of a chain, repeatable (e.g. --stage adam:300 --stage lm:20; "
                    "settings as in training.stages); with --resume: appended to the run's "
                    "chain")
     g.add_argument("--batch-size", type=int)
     g.add_argument("--learning-rate", type=float)
-    g.add_argument("--learning-rate-final", type=float, help="end of the cosine schedule")
+    g.add_argument("--learning-rate-final", type=_rate_or_none, metavar="RATE|none",
+                   help="end of the cosine schedule (default 1e-5); none: a constant rate")
     g.add_argument("--momentum", type=float, help="momentum of sgd (ænet online_sd: alpha; "
                    "--learning-rate is its gamma)")
     g.add_argument("--weight-decay", type=float, help="L2 weight decay (adam, sgd)")
@@ -187,6 +200,8 @@ def config_from_args(args) -> dict:
                       ("dtype", "dtype"), ("committee", "committee"), ("jobs", "jobs")):
         if getattr(args, attr) is not None:
             t[key] = getattr(args, attr)
+    if t.get("learning_rate_final") == "none":
+        t["learning_rate_final"] = None
     if args.stage:
         t["stages"] = parse_stages(args.stage)
         for derived in ("optimizer", "epochs"):  # the chain's unless given (then checked)

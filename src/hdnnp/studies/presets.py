@@ -17,11 +17,16 @@ train-size        training structures 40–400                                  
 optimizer-seed    Adam, L-BFGS, Levenberg–Marquardt, Kalman × 3 seeds          §3.4.4
 activation        linear, tanh, sigmoid, softplus                              §4.1.2
 capacity          hidden layers 2 … 20-20                                      §4.1.2
+interval          time between MD snapshots 273, 546, 1092 fs (124 structures)  §3.4.3
+augmentation      0, 25, 50, 100 % of 200 structures scaled (sets A and B)     fig. 4.10
 ================  ===========================================================  =========
 
 The H2-dimer toy model of §4.1.2 is its own preset (``h2-toy``, :mod:`hdnnp.studies.h2`):
-its data are made, not bundled.  The thesis's MD-interval study needs new MD and labels
-per interval and is not a preset (see ``docs/studies.md``).
+its data are made, not bundled.  ``interval`` takes every 1st, 2nd, 4th snapshot of each
+bundled trajectory (sampled every 273 fs, as the thesis's) and the first 31 of those per
+trajectory, so every run has the same number of structures and only the time between
+them changes.  ``augmentation`` mixes set B's scaled structures with set A's MD
+snapshots (``--data`` names set A; its ``-B`` twin is taken beside it).
 """
 
 from __future__ import annotations
@@ -154,6 +159,24 @@ def _capacity(epochs, seeds, data):
                  epochs or 60, seeds or 1, data, labels={"hidden": "hidden layers"})
 
 
+def _interval(epochs, seeds, data):
+    # 125 snapshots per temperature in graphene-A: every 4th gives 31, the common count
+    return _spec("time between snapshots", {"snapshot_interval": [1, 2, 4]},
+                 epochs or 60, seeds or 1, data,
+                 labels={"snapshot_interval": "snapshot interval (× 273 fs)"},
+                 base_changes={"data": {"n_structures": None,
+                                        "snapshots_per_trajectory": 31}})
+
+
+def _augmentation(epochs, seeds, data):
+    twin = data[:-2] + "-B" if data.endswith("-A") else data
+    return _spec("augmented fraction", {"augmented_fraction": [0.0, 0.25, 0.5, 1.0]},
+                 epochs or 60, seeds or 1, data,
+                 labels={"augmented_fraction": "fraction of the data scaled"},
+                 base_changes={"data": {"train": sorted({data, twin}),
+                                        "n_structures": 200}})
+
+
 def _h2_toy(epochs, seeds, data):  # built by preset_spec, which knows the study directory
     raise NotImplementedError
 
@@ -161,4 +184,5 @@ def _h2_toy(epochs, seeds, data):  # built by preset_spec, which knows the study
 PRESETS = {"cutoff": _cutoff, "n-functions": _n_functions, "eta-range": _eta_range,
            "n-radial": _n_radial, "train-size": _train_size,
            "optimizer-seed": _optimizer_seed, "activation": _activation,
-           "capacity": _capacity, "h2-toy": _h2_toy}
+           "capacity": _capacity, "interval": _interval, "augmentation": _augmentation,
+           "h2-toy": _h2_toy}

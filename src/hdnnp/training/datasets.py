@@ -6,8 +6,10 @@ Steps, in this order, each recorded in the run's ``data_selection``:
    (:func:`hdnnp.data.load_datasets`: files, directories, archives, databases,
    ``bundled:NAME``);
 2. the energy caps (``max_energy_above_min``: ænet's ``MAXENERGY`` relative to the
-   lowest cohesive energy per atom; ``max_energy_per_atom``: an absolute bound), then
-   ``n_structures`` drawn with ``data.seed``;
+   lowest cohesive energy per atom; ``max_energy_per_atom``: an absolute bound), the
+   ``where`` conditions on the structures' info, the MD snapshot selection
+   (``snapshot_interval``, ``snapshots_per_trajectory``), then ``n_structures`` drawn
+   with ``data.seed`` (``augmented_fraction`` of them augmented when given);
 3. the seeded split (:meth:`hdnnp.data.Dataset.split_three`): ``test_fraction`` and
    ``validation_fraction`` of the selected structures are held out, unless separate
    ``data.test`` / ``data.validation`` files are given.
@@ -77,7 +79,15 @@ def prepare_splits(cfg: TrainConfig) -> tuple[dict[str, Dataset], dict]:
     if dc.max_energy_per_atom is not None:
         ds = ds.filter_energy(dc.max_energy_per_atom)
         info["after_energy_cap"] = len(ds)
-    if dc.n_structures is not None:
+    if dc.where:
+        ds = ds.where(dc.where)
+        info["after_where"] = len(ds)
+    if dc.snapshot_interval is not None or dc.snapshots_per_trajectory is not None:
+        ds = ds.snapshots(dc.snapshot_interval or 1, dc.snapshots_per_trajectory)
+        info["after_snapshots"] = len(ds)
+    if dc.augmented_fraction is not None:
+        ds = ds.augmented_mix(dc.augmented_fraction, dc.n_structures, seed=dc.seed)
+    elif dc.n_structures is not None:
         ds = ds.sample(dc.n_structures, seed=dc.seed)
     train, validation, test = ds.split_three(
         0.0 if dc.validation else dc.validation_fraction,
