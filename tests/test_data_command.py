@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -163,17 +164,28 @@ def test_build_sample_augment_commands(tmp_path, capsys):
         assert len(snaps) == 2 and snaps[0].info["sampler"] == "tersoff-bnc"
 
 
-def test_bundled_hbn_sets_a_and_b():
-    """hBN sets A and B (thesis §5.1.2): B36N36 sheets, B reaches higher energies."""
-    a, b = load_bundled_dataset("hbn-A"), load_bundled_dataset("hbn-B")
-    for name, ds in (("hbn-A", a), ("hbn-B", b)):
+#: the thesis's materials bundled as sets A and B: (structures per set, composition)
+BUNDLED_AB = {"hbn": (300, {"B": 36, "N": 36}), "cbn": (300, {"B": 32, "N": 32})}
+
+
+@pytest.mark.parametrize("material", sorted(BUNDLED_AB))
+def test_bundled_sets_a_and_b(material):
+    """Sets A (MD only) and B (80 % scaled) of the thesis materials (§5.1): the counts,
+    composition and provenance of DATA.md; B reaches higher energies than A."""
+    n, composition = BUNDLED_AB[material]
+    a, b = (load_bundled_dataset(f"{material}-{s}") for s in "AB")
+    for name, ds in ((f"{material}-A", a), (f"{material}-B", b)):
         meta = bundled_metadata(name)
-        assert len(ds) == meta["structures"] == 300 and meta["failed"] == 0
-        assert set(ds.elements) == {"B", "N"} and ds[0].get_forces().shape == (72, 3)
+        assert len(ds) == meta["structures"] == n and meta["failed"] == 0
+        assert all(dict(Counter(s.get_chemical_symbols())) == composition for s in ds)
+        assert ds[0].get_forces().shape == (sum(composition.values()), 3)
         assert ds.reference_energies == meta["reference_energies"]
+        assert set(ds.reference_energies) == set(composition)
         assert ds.cohesive_energies().max() == pytest.approx(meta["energy_per_atom"]["max"])
+        assert {s.info["method"] for s in ds} == {"GFN1-xTB"}
     assert {s.info["augmentation"] for s in a} == {"none"}
-    assert [s.info["augmentation"] for s in b].count("scale") == 240
+    assert sorted({float(s.info["temperature_K"]) for s in a}) == [300, 500, 750, 1000]
+    assert [s.info["augmentation"] for s in b].count("scale") == round(0.8 * n)
     assert np.ptp(b.cohesive_energies()) > 3 * np.ptp(a.cohesive_energies())
 
 

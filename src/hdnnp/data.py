@@ -209,6 +209,15 @@ class Dataset:
         Raises :class:`HdnnpError` when a structure has no ``md_step``."""
         if interval < 1:
             raise HdnnpError(f"snapshot interval must be at least 1, got {interval}")
+        keep = []
+        for members in self.trajectories().values():
+            keep += members[::interval][:per_trajectory]
+        return self.subset(sorted(keep))
+
+    def trajectories(self) -> dict[tuple, list[int]]:
+        """The indices of each MD trajectory's snapshots in ``md_step`` order, keyed by
+        the values of :data:`TRAJECTORY_KEYS`.  Raises :class:`HdnnpError` when a
+        structure has no ``md_step``."""
         groups: dict[tuple, list[tuple[int, int]]] = {}
         for k, a in enumerate(self.structures):
             if "md_step" not in a.info:
@@ -216,11 +225,7 @@ class Dataset:
                                  "MD snapshot (needed by snapshot_interval)")
             key = tuple(str(a.info.get(t, "")) for t in TRAJECTORY_KEYS)
             groups.setdefault(key, []).append((int(a.info["md_step"]), k))
-        keep = []
-        for members in groups.values():
-            chosen = sorted(members)[::interval]
-            keep += [k for _, k in chosen[:per_trajectory]]
-        return self.subset(sorted(keep))
+        return {key: [k for _, k in sorted(members)] for key, members in groups.items()}
 
     def augmented_mix(self, fraction: float, n: int, seed: int = 0) -> Dataset:
         """``n`` structures of which round(``fraction`` n) are augmented (``info

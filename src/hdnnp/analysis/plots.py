@@ -47,9 +47,9 @@ from hdnnp.fileio import atomic_path
 #: red, mean orange; further data sets (fig. 5.10) get the next colours.
 _LINE_COLORS = ("#d62728", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b")
 
-__all__ = ["COLORS", "SPLIT_COLORS", "STYLE", "plot_convergence", "plot_energy_distribution",
-           "plot_error_histogram", "plot_loss_comparison", "plot_loss_curves", "plot_parity",
-           "plot_scaling_scan", "save_figure"]
+__all__ = ["COLORS", "SPLIT_COLORS", "STYLE", "new_figure", "plot_convergence",
+           "plot_energy_distribution", "plot_error_histogram", "plot_loss_comparison",
+           "plot_loss_curves", "plot_parity", "plot_scaling_scan", "save_figure"]
 
 #: Colour-blind-safe palette (Okabe & Ito, "Color Universal Design", 2008).
 COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
@@ -117,7 +117,7 @@ def _styled(func):
     return wrapper
 
 
-def _figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (4.2, 3.3),
+def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (4.2, 3.3),
             **kwargs):
     """A pyplot-free figure and its axes (``squeeze=False``: always a 2-D array)."""
     from matplotlib.figure import Figure
@@ -201,7 +201,7 @@ def plot_energy_distribution(data: Mapping[str, ArrayLike] | ArrayLike, path: st
         edges = np.asarray(bins, dtype=np.float64)
     ylabel = "probability density" if density else "structures"
     if layout == "overlay" or len(sets) == 1:
-        fig, axes = _figure()
+        fig, axes = new_figure()
         ax = axes[0, 0]
         for k, (label, v) in enumerate(sets.items()):
             color = COLORS[k % len(COLORS)]
@@ -219,7 +219,7 @@ def plot_energy_distribution(data: Mapping[str, ArrayLike] | ArrayLike, path: st
         if title:
             ax.set_title(title)
     else:
-        fig, axes = _figure(len(sets), 1, figsize=(4.2, 1.0 + 1.35 * len(sets)), sharex=True)
+        fig, axes = new_figure(len(sets), 1, figsize=(4.2, 1.0 + 1.35 * len(sets)), sharex=True)
         for k, (label, v) in enumerate(sets.items()):
             ax = axes[k, 0]
             color = COLORS[k % len(COLORS)]
@@ -342,7 +342,7 @@ def plot_parity(ref: ArrayLike | Mapping[str, ArrayLike],
     xlabel = _with_units(f"reference {text}", u)
     ylabel = _with_units(f"predicted {text}", u)
     if style == "scatter":
-        fig, axes = _figure(figsize=(3.8, 3.8))
+        fig, axes = new_figure(figsize=(3.8, 3.8))
         ax = axes[0, 0]
         size = 10.0 if n_total <= 2000 else 3.0
         for color, (name, (r, p)) in zip(_set_colors(sets), sets.items()):
@@ -357,7 +357,7 @@ def plot_parity(ref: ArrayLike | Mapping[str, ArrayLike],
     else:
         from matplotlib.colors import LogNorm
 
-        fig, axes = _figure(1, len(sets), figsize=(3.6 * len(sets) + 0.4, 3.6),
+        fig, axes = new_figure(1, len(sets), figsize=(3.6 * len(sets) + 0.4, 3.6),
                             sharex=True, sharey=True)
         for k, (name, (r, p)) in enumerate(sets.items()):
             ax = axes[0, k]
@@ -429,7 +429,7 @@ def plot_error_histogram(ref: ArrayLike | Mapping[str, ArrayLike],
     sq = {name: ((p - r) * scale) ** 2 for name, (r, p) in sets.items()}
     edges = squared_error_edges(sq, bins, dynamic_range)
     lo = edges[0]
-    fig, axes = _figure()
+    fig, axes = new_figure()
     ax = axes[0, 0]
     for color, (name, v) in zip(_set_colors(sq), sq.items()):
         below = int((v < lo * (1 - 1e-9)).sum())  # edges[0] is lo up to round-off
@@ -533,7 +533,7 @@ def plot_loss_curves(log, path: str | Path, metric: str = "rmse", show_train: bo
         raise HdnnpError(f"the training log has no {metric.upper()} values")
     best = best_epoch(records, _loss_key("energy", metric)[0])
     marker = "o" if len(records) <= 30 else None
-    fig, axes = _figure(len(panels), 1, figsize=(4.2, 2.2 + 1.6 * len(panels)), sharex=True)
+    fig, axes = new_figure(len(panels), 1, figsize=(4.2, 2.2 + 1.6 * len(panels)), sharex=True)
     for ax, (key, ylabel, series) in zip(axes[:, 0], panels):
         for color, (split, (x, v)) in zip(_set_colors(series), series.items()):
             ax.plot(x, _positive(v), color=color, linestyle=_LOSS_STYLES.get(split, "-"),
@@ -577,7 +577,7 @@ def plot_loss_comparison(logs: Mapping[str, object], path: str | Path,
     key, ylabel = _loss_key(quantity, metric)
     if not logs:
         raise HdnnpError("no training logs to compare")
-    fig, axes = _figure(figsize=(4.6, 3.4))
+    fig, axes = new_figure(figsize=(4.6, 3.4))
     ax = axes[0, 0]
     used: list[str] = []
     for k, (name, log) in enumerate(logs.items()):
@@ -651,7 +651,7 @@ def plot_convergence(parameter: ArrayLike, errors, path: str | Path, xlabel: str
         raise HdnnpError(f"{len(labels)} labels for {err.shape[0]} runs")
     categorical = not np.issubdtype(par.dtype, np.number)
     x = np.arange(par.size, dtype=np.float64) if categorical else par.astype(np.float64)
-    fig, axes = _figure()
+    fig, axes = new_figure()
     ax = axes[0, 0]
     if mode == "curves":
         for k, (name, row) in enumerate(zip(labels, err)):
@@ -738,7 +738,7 @@ def plot_scaling_scan(factors: ArrayLike, energy_per_atom: ArrayLike | Mapping[s
               else {model_label: energy_per_atom})
     order = np.argsort(xs)
     xo = xs[order]
-    fig, axes = _figure(1, 2 if derivative else 1,
+    fig, axes = new_figure(1, 2 if derivative else 1,
                         figsize=(8.6, 3.5) if derivative else (4.6, 3.5))
     ax = axes[0, 0]
     curves = []

@@ -11,9 +11,10 @@ _DESCRIPTION = (
     "20 % MD): train potentials A and B, compare them on original and scaled test "
     "structures neither saw (parity plots with Pearson r, normalised squared-error "
     "histograms), scan the relaxed structure's scaling with the reference method at the "
-    "labels' own settings (training max/mean lines, dE/df), run the optimizer × seed and "
-    "cutoff studies on set A, and write one HTML report (figures embedded, the commands, "
-    "the thesis's numbers beside ours) and summary.json. Every step is resumable: "
+    "labels' own settings (training max/mean lines, dE/df), run the optimizer × seed, "
+    "cutoff and augmented-fraction (25-100 % scaled) studies on set A, and write one "
+    "HTML report (figures embedded, the commands, the thesis's numbers beside ours) and "
+    "summary.json. Every step is resumable: "
     "rerunning the command continues where it stopped. The default settings run in "
     "about 15-30 minutes on two cores for one material.")
 
@@ -37,8 +38,9 @@ def register(sub) -> None:
     p.add_argument("--study-epochs", type=int, default=40,
                    help="epochs of each study run (default 40)")
     p.add_argument("--seeds", type=int, default=3, help="seeds of the optimizer study (3)")
-    p.add_argument("--studies", nargs="*", default=["optimizer-seed", "cutoff"],
-                   metavar="PRESET", help="studies on set A (default: optimizer-seed cutoff)")
+    p.add_argument("--studies", nargs="*", default=["optimizer-seed", "cutoff", "augmentation"],
+                   metavar="PRESET", help="studies on set A (default: optimizer-seed cutoff "
+                   "augmentation)")
     p.add_argument("--n-structures", type=int, metavar="N",
                    help="draw N structures of each set (default: all)")
     p.add_argument("--jobs", type=int, default=2, help="training runs at a time (2)")

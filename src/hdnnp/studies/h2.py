@@ -110,7 +110,7 @@ def h2_curve_figure(runner, data_dir: str | Path) -> tuple[Path, Path] | None:
     (``h2-curves.json``); None when no run has finished."""
     from ase.io import read
 
-    from hdnnp.analysis.plots import COLORS, _figure, save_figure
+    from hdnnp.analysis.plots import COLORS, new_figure, save_figure
     from hdnnp.calculator import Calculator
 
     curve_path = Path(data_dir) / CURVE_FILE
@@ -120,7 +120,7 @@ def h2_curve_figure(runner, data_dir: str | Path) -> tuple[Path, Path] | None:
     d = np.array([a.info["bond_length_A"] for a in curve])
     ref = np.array([a.get_potential_energy() for a in curve])
     inside = (d >= H2_RANGE[0]) & (d <= H2_RANGE[1])
-    fig, axes = _figure(figsize=(5.2, 3.8))
+    fig, axes = new_figure(figsize=(5.2, 3.8))
     ax = axes[0, 0]
     ax.axvspan(*H2_RANGE, color="0.92", label="training range")
     ax.plot(d, ref, color="black", linewidth=2.0, label="GFN1-xTB")

@@ -17,16 +17,17 @@ train-size        training structures 40–400                                  
 optimizer-seed    Adam, L-BFGS, Levenberg–Marquardt, Kalman × 3 seeds          §3.4.4
 activation        linear, tanh, sigmoid, softplus                              §4.1.2
 capacity          hidden layers 2 … 20-20                                      §4.1.2
-interval          time between MD snapshots 273, 546, 1092 fs (124 structures)  §3.4.3
+interval          time between MD snapshots 273, 546, 1092 fs (graphene: 124)   §3.4.3
 augmentation      0, 25, 50, 100 % of 200 structures scaled (sets A and B)     fig. 4.10
 ================  ===========================================================  =========
 
 The H2-dimer toy model of §4.1.2 is its own preset (``h2-toy``, :mod:`hdnnp.studies.h2`):
 its data are made, not bundled.  ``interval`` takes every 1st, 2nd, 4th snapshot of each
-bundled trajectory (sampled every 273 fs, as the thesis's) and the first 31 of those per
-trajectory, so every run has the same number of structures and only the time between
-them changes.  ``augmentation`` mixes set B's scaled structures with set A's MD
-snapshots (``--data`` names set A; its ``-B`` twin is taken beside it).
+bundled trajectory (sampled every 273 fs, as the thesis's) and the same number of those
+per trajectory (what every 4th leaves of the shortest: 31 for graphene-A), so every run
+has the same number of structures and only the time between them changes.
+``augmentation`` mixes set B's scaled structures with set A's MD snapshots (``--data``
+names set A; its ``-B`` twin is taken beside it).
 """
 
 from __future__ import annotations
@@ -160,12 +161,17 @@ def _capacity(epochs, seeds, data):
 
 
 def _interval(epochs, seeds, data):
-    # 125 snapshots per temperature in graphene-A: every 4th gives 31, the common count
-    return _spec("time between snapshots", {"snapshot_interval": [1, 2, 4]},
+    from hdnnp.data import load_datasets
+
+    intervals = [1, 2, 4]
+    # the same number of snapshots per trajectory for every interval: as many as the
+    # largest interval leaves of the shortest trajectory (graphene-A: 125 // 4 = 31)
+    shortest = min(len(t) for t in load_datasets([data]).trajectories().values())
+    return _spec("time between snapshots", {"snapshot_interval": intervals},
                  epochs or 60, seeds or 1, data,
-                 labels={"snapshot_interval": "snapshot interval (× 273 fs)"},
-                 base_changes={"data": {"n_structures": None,
-                                        "snapshots_per_trajectory": 31}})
+                 labels={"snapshot_interval": "snapshot interval (× the data's own)"},
+                 base_changes={"data": {"n_structures": None, "snapshots_per_trajectory":
+                                        max(1, shortest // intervals[-1])}})
 
 
 def _augmentation(epochs, seeds, data):
