@@ -167,7 +167,7 @@ def test_build_sample_augment_commands(tmp_path, capsys):
 #: the thesis's materials bundled as sets A and B: (structures per set, composition)
 BUNDLED_AB = {"hbn": (300, {"B": 36, "N": 36}), "cbn": (300, {"B": 32, "N": 32}),
               "silica-bilayer": (200, {"Si": 16, "O": 32}),
-              "quartz": (200, {"Si": 24, "O": 48})}
+              "quartz": (200, {"Si": 24, "O": 48}), "rutile": (200, {"Ti": 24, "O": 48})}
 
 
 @pytest.mark.parametrize("material", sorted(BUNDLED_AB))
