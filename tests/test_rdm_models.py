@@ -144,6 +144,18 @@ def test_every_model_trains_and_reports_its_metrics(data, tmp_path, kind):
         assert "data:image/png;base64" in html and "rdm_mae" in html
 
 
+def test_absolute_error_loss_trains_and_an_unknown_loss_is_one_line(data, tmp_path):
+    """loss="mae" descends (the training loss falls) and is recorded in config.json."""
+    cfg = _small("pca", epochs=4)
+    cfg.loss = "mae"
+    train_rdm_model(data, tmp_path / "mae", cfg, progress=False, report=False)
+    log = [json.loads(line) for line in (tmp_path / "mae" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["train_loss"] < log[0]["train_loss"]
+    assert json.loads((tmp_path / "mae" / "config.json").read_text())["loss"] == "mae"
+    with pytest.raises(HdnnpError, match="unknown loss 'l3'"):
+        RdmTrainConfig(model="pca", loss="l3")
+
+
 def test_pca_command_writes_table_and_figure(data, tmp_path, capsys):
     assert main(["rdm", "pca", str(data), "-o", str(tmp_path / "pca")]) == 0
     summary = json.loads((tmp_path / "pca" / "pca.json").read_text())

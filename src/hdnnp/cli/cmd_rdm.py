@@ -141,6 +141,8 @@ def register(sub) -> None:
                    help="stop after the epoch that passes this training time")
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--learning-rate", type=float, default=1e-3)
+    t.add_argument("--loss", choices=("mse", "mae"), default="mse",
+                   help="squared (default) or absolute error of the 1-RDM entries")
     t.add_argument("--hidden", type=int, nargs="+", default=None, metavar="H",
                    help="hidden layer widths (default per model)")
     t.add_argument("--latent", type=int, default=62, help="autoencoder latent size "
@@ -207,7 +209,7 @@ def run_train(args) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     cfg = RdmTrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
-                         learning_rate=args.learning_rate,
+                         learning_rate=args.learning_rate, loss=args.loss,
                          hidden=tuple(args.hidden) if args.hidden else None,
                          latent=args.latent, components=args.components,
                          orbitals=args.orbitals, limit=args.limit, split=tuple(args.split),

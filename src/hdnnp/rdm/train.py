@@ -1,9 +1,13 @@
 r"""Training of the 1-RDM models (:mod:`hdnnp.rdm.models`) on a data set (atomic units).
 
-Loss: mean squared error of the 1-RDM entries in units of the training set's standard
-deviation, :math:`L = \langle(\gamma^\mathrm{pred}_{ij} - \gamma_{ij})^2\rangle / s^2`
-(mini-batch Adam; the learning rate halves when the validation error has not improved
-for ``patience`` epochs).  The systems are split once (seeded) into training,
+Loss (``loss``): mean squared error of the 1-RDM entries in units of the training set's
+standard deviation :math:`s`,
+:math:`L = \langle(\gamma^\mathrm{pred}_{ij} - \gamma_{ij})^2\rangle / s^2` (``"mse"``,
+default), or the mean absolute error :math:`\langle|\gamma^\mathrm{pred}_{ij} -
+\gamma_{ij}|\rangle / s` (``"mae"``, the metric itself: it does not let a few systems
+with large errors — e.g. symmetry-broken UHF inputs — dominate the fit).  Mini-batch
+Adam; the learning rate halves when the validation error has not improved for
+``patience`` epochs.  The systems are split once (seeded) into training,
 validation and test sets (``split.json``); the **validation** MAE of γ chooses the epoch
 (``best.pt``), the test set is evaluated once, at the end.
 
@@ -47,6 +51,7 @@ __all__ = ["RdmTrainConfig", "evaluate_rdm", "load_rdm_model", "train_rdm_model"
 
 MODEL_FORMAT = "hdnnp-rdm-model"
 _RESUMABLE_KEYS = ("epochs", "time_limit_s")
+LOSSES = ("mse", "mae")
 
 
 @dataclass
@@ -57,6 +62,7 @@ class RdmTrainConfig:
     epochs: int = 200
     batch_size: int = 128
     learning_rate: float = 1e-3
+    loss: str = "mse"
     hidden: tuple | None = None
     latent: int = 62
     components: int = 62
@@ -76,6 +82,8 @@ class RdmTrainConfig:
         for name in ("epochs", "batch_size", "latent", "components", "orbitals"):
             if int(getattr(self, name)) < 1:
                 raise HdnnpError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.loss not in LOSSES:
+            raise HdnnpError(f"unknown loss {self.loss!r} (one of {', '.join(LOSSES)})")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise HdnnpError(f"learning_rate must be > 0, got {self.learning_rate}")
         if len(self.split) != 3 or min(self.split) < 0 or sum(self.split) <= 0:
@@ -271,7 +279,13 @@ def train_rdm_model(data: str | Path, run_dir: str | Path, cfg: RdmTrainConfig,
 
     x_tr = torch.as_tensor(inputs[tr], dtype=torch.float64, device=device)
     y_tr = torch.as_tensor(ds.rdm[tr], dtype=torch.float64, device=device)
-    scale2 = float(model.rdm_scale) ** 2
+    scale = float(model.rdm_scale)
+
+    def batch_loss(pred, target):
+        if cfg.loss == "mae":
+            return torch.mean(torch.abs(pred - target)) / scale
+        return torch.mean((pred - target) ** 2) / scale**2
+
     stop_reason = "epochs"
     t0 = time.perf_counter()
     bar = tqdm(range(start_epoch, cfg.epochs + 1), desc=f"rdm train {cfg.model}",
@@ -286,7 +300,7 @@ def train_rdm_model(data: str | Path, run_dir: str | Path, cfg: RdmTrainConfig,
             for start in range(0, len(tr), cfg.batch_size):
                 idx = order[start:start + cfg.batch_size]
                 opt.zero_grad()
-                loss = torch.mean((model(x_tr[idx]) - y_tr[idx]) ** 2) / scale2
+                loss = batch_loss(model(x_tr[idx]), y_tr[idx])
                 if not torch.isfinite(loss):
                     raise HdnnpError(f"the loss became non-finite at epoch {epoch}; lower "
                                      "--learning-rate")
