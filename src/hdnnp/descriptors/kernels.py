@@ -184,6 +184,26 @@ def _chebyshev(x, n, t, dt):
 
 
 # ------------------------------------------------------------------ per-pair quantities
+@_jit
+def _compact_capacity(plan, gi, i, lo, hi, sp_off, cw):
+    """Triplet-store slots of compact group ``gi`` at centre i: per radial window, the
+    pairs of list entries with both legs inside it."""
+    col0 = plan.grp_int[gi, 3]
+    cap = 0
+    for wv in range(plan.grp_int[gi, 4]):
+        n_lo = 0
+        for p in range(sp_off[i, lo], sp_off[i, lo + 1]):
+            n_lo += cw[p, col0 + wv] != 0.0
+        if lo == hi:
+            cap += n_lo * (n_lo - 1) // 2
+        else:
+            n_hi = 0
+            for p in range(sp_off[i, hi], sp_off[i, hi + 1]):
+                n_hi += cw[p, col0 + wv] != 0.0
+            cap += n_lo * n_hi
+    return cap
+
+
 @_kernel
 def pair_cache(plan, centre_species, pair_offsets, vectors, nspec, r, inv_r, u, fc, dfc, ex,
                cw, dcw, sp_off, capacity):
@@ -223,6 +243,9 @@ def pair_cache(plan, centre_species, pair_offsets, vectors, nspec, r, inv_r, u, 
             for hi in range(lo, ns):
                 key = (c * ns + lo) * ns + hi
                 for gi in range(plan.ang_off[key], plan.ang_off[key + 1]):
+                    if plan.grp_int[gi, 0] == AK_COMPACT:
+                        cap += _compact_capacity(plan, gi, i, lo, hi, sp_off, cw)
+                        continue
                     rmax = plan.grp_flt[gi, 0]
                     n_lo = 0
                     for p in range(sp_off[i, lo], sp_off[i, lo + 1]):
@@ -348,6 +371,69 @@ def _power_rows(lam, zeta, izeta, cs, a_out, da_out, n, derivative):
             da_out[t] = lam * zeta * pz if base > 0.0 else 0.0
 
 
+# fdlibm e_acos.c: acos(x) = π/2 - (x + x R(x²)) for |x| < 1/2 and
+# 2 (s + s R(z)), z = (1 - |x|)/2, s = √z (π minus that for x < 0) otherwise, R = P/Q
+_PIO2_HI = 1.57079632679489655800e+00
+_PIO2_LO = 6.12323399573676603587e-17
+_PI = 3.14159265358979311600e+00
+_PS = (1.66666666666666657415e-01, -3.25565818622400915405e-01, 2.01212532134862925881e-01,
+       -4.00555345006794114027e-02, 7.91534994289814532176e-04, 3.47933107596021167570e-05)
+_QS = (-2.40339491173441421878e+00, 2.02094576023350569471e+00, -6.88283971605453293030e-01,
+       7.70381505559019352791e-02)
+
+
+@_jit
+def _vacos(x, out, n):
+    r"""out[:n] = arccos(x[:n]) for |x| ≤ 1 in a loop the compiler vectorises (Numba's
+    ``math.acos`` is a scalar libm call, ≈ 23 ns, the largest single cost of the compact
+    angular functions).  The rational approximation and the three ranges of fdlibm's
+    ``__ieee754_acos`` (Sun Microsystems, 1993), both branches computed and one selected;
+    the residual :math:`(z - s^2)/(2s)` of the square root replaces fdlibm's split of s.
+    Within 2 ulp of libm (tested)."""
+    p0, p1, p2, p3, p4, p5 = _PS
+    q1, q2, q3, q4 = _QS
+    for t in range(n):
+        v = x[t]
+        av = abs(v)
+        small = av < 0.5
+        z = v * v if small else (1.0 - av) * 0.5
+        pp = z * (p0 + z * (p1 + z * (p2 + z * (p3 + z * (p4 + z * p5)))))
+        qq = 1.0 + z * (q1 + z * (q2 + z * (q3 + z * q4)))
+        rr = pp / qq
+        sq = math.sqrt(z)
+        c = (z - sq * sq) / (sq + sq) if sq > 0.0 else 0.0
+        w = rr * sq + c
+        big = 2.0 * (sq + w) if v > 0.0 else _PI - 2.0 * (sq + (rr * sq - _PIO2_LO))
+        out[t] = _PIO2_HI - (v - (_PIO2_LO - v * rr)) if small else big
+
+
+@_jit
+def _compact_rows(sub, left, right, y, n, f, df, derivative):
+    """f[:n] = C(y[:n]; left, right) of subtype ``sub`` (as :func:`compact`) and, if
+    ``derivative``, df = dC/dy, without branches on y for the polynomial subtypes: the
+    scaled distance is clamped to 1, where every polynomial core and its slope vanish
+    exactly."""
+    base = sub % 10
+    if base == 5:
+        for t in range(n):
+            f[t], df[t] = compact(sub, left, right, y[t])
+        return
+    centre = 0.5 * (left + right)
+    half = 0.5 * (right - left)
+    asym = sub >= 10
+    for t in range(n):
+        dy = y[t] - centre
+        a = min(abs(dy) / half, 1.0)
+        sgn = (1.0 if dy >= 0.0 else -1.0) / half
+        if asym:
+            sgn *= 2.0 - 2.0 * a
+            a = (2.0 - a) * a
+        v, d = _poly_core(base, a)
+        f[t] = v
+        if derivative:
+            df[t] = d * sgn
+
+
 @nb.njit(cache=True, fastmath={"contract", "reassoc"})
 def _dot(x, y, n):
     """Σ_t x[t] y[t] (vectorised reduction)."""
@@ -386,6 +472,57 @@ def _enumerate(plan, gi, i, lo, hi, sp_off, r, u, tidx, tval, slot):
             tval[0, k] = cs
             tval[1, k] = rjk2
             n_t += (rb < rmax) & (wide | (rjk2 < rmax2))
+    return n_t
+
+
+@_jit
+def _enumerate_compact(plan, gi, i, lo, hi, sp_off, win_base, cw, r, u, tidx, tval, slot,
+                       lst):
+    """Window-major store of compact group ``gi``: for each radial window, the pairs of
+    list entries (a, b) with both legs inside it (narrow: and r_jk below its right edge),
+    so that a triplet is visited only by the functions that can see it.  Writes
+    tidx[0/1] = (a, b), tval[0/1] = (cos θ, r_jk²) and tval[3] = the window's first term
+    (terms are sorted by radial window, then by angular window); returns the count."""
+    col0 = plan.grp_int[gi, 3]
+    wide = plan.grp_int[gi, 1] == 0
+    same = lo == hi
+    k0 = plan.grp_int[gi, 7]
+    n_t = 0
+    for wv in range(plan.grp_int[gi, 4]):
+        col = col0 + wv
+        while plan.term_int[k0, 0] != wv:
+            k0 = plan.term_int[k0, 3]
+        right = plan.rwin_flt[win_base + col, 1]
+        right2 = right * right
+        n_a = 0
+        for a in range(sp_off[i, lo], sp_off[i, lo + 1]):
+            if cw[a, col] != 0.0:
+                lst[n_a] = a
+                n_a += 1
+        n_b = n_a
+        if not same:
+            for b in range(sp_off[i, hi], sp_off[i, hi + 1]):
+                if cw[b, col] != 0.0:
+                    lst[n_b] = b
+                    n_b += 1
+        for x in range(n_a):
+            a = lst[x]
+            ra = r[a]
+            ua0, ua1, ua2 = u[a, 0], u[a, 1], u[a, 2]
+            ra2 = ra * ra
+            tra = 2.0 * ra
+            for y in range(x + 1 if same else n_a, n_b):
+                b = lst[y]
+                rb = r[b]
+                cs = ua0 * u[b, 0] + ua1 * u[b, 1] + ua2 * u[b, 2]
+                rjk2 = ra2 + rb * rb - tra * rb * cs
+                k = slot + n_t
+                tidx[0, k] = a
+                tidx[1, k] = b
+                tval[0, k] = cs
+                tval[1, k] = rjk2
+                tval[3, k] = k0
+                n_t += wide | (rjk2 < right2)
     return n_t
 
 
@@ -523,34 +660,139 @@ def _gauss_gradient(plan, gi, eta_base, fc, dfc, r, inv_r, u, tidx, tval, s0, n,
 
 
 @_jit
-def _compact_angles(plan, gi, tval, t, fill, a_loc, da_loc):
-    """θ (radians; -1 where |cos θ| = 1: no contribution, as in n2p2), r_jk and the
-    angular windows of a compact-group triplet."""
+def _enumerate_any(plan, gi, c, i, lo, hi, sp_off, cw, r, u, tidx, tval, slot, lst):
+    """Store group ``gi``'s triplets of centre i (compact groups window-major)."""
+    if plan.grp_int[gi, 0] == AK_COMPACT:
+        return _enumerate_compact(plan, gi, i, lo, hi, sp_off, plan.rwin_off[c], cw, r, u, tidx,
+                                  tval, slot, lst)
+    return _enumerate(plan, gi, i, lo, hi, sp_off, r, u, tidx, tval, slot)
+
+
+@_jit
+def _compact_triplet(plan, gi, win_base, cw, dcw, tval, t, a, b, fill):
+    """θ (radians; -1 where |cos θ| = 1: no contribution, as in n2p2), r_jk, the first and
+    past-the-last term of the triplet's radial window, and that window at both legs and
+    (narrow) at r_jk with slopes."""
     narrow = plan.grp_int[gi, 1]
-    l0, ln = plan.grp_int[gi, 5], plan.grp_int[gi, 6]
     if fill:
         cs = tval[0, t]
         tval[2, t] = math.acos(cs) if -1.0 < cs < 1.0 else -1.0
         tval[1, t] = math.sqrt(tval[1, t]) if narrow else 0.0
-    theta = tval[2, t]
-    if theta >= 0.0:
-        for q in range(ln):
-            w = l0 + q
-            a_loc[q], da_loc[q] = compact(plan.awin_int[w], plan.awin_flt[w, 0],
-                                          plan.awin_flt[w, 1], theta)
-    return theta, tval[1, t]
+    theta, rjk = tval[2, t], tval[1, t]
+    k = int(tval[3, t])
+    col = plan.grp_int[gi, 3] + plan.term_int[k, 0]
+    ya, yb, dya, dyb = cw[a, col], cw[b, col], dcw[a, col], dcw[b, col]
+    yjk, dyjk = 1.0, 0.0
+    if narrow:
+        w = win_base + col
+        yjk, dyjk = compact(plan.rwin_int[w], plan.rwin_flt[w, 0], plan.rwin_flt[w, 1], rjk)
+    return theta, rjk, k, plan.term_int[k, 3], ya, yb, dya, dyb, yjk, dyjk
 
 
 @_jit
-def _window(plan, gi, win_base, wv, cw, dcw, a, b, rjk):
-    """Radial window ``wv`` of a compact group at both legs and (narrow) at r_jk."""
-    col = plan.grp_int[gi, 3] + wv
-    ya, yb, dya, dyb = cw[a, col], cw[b, col], dcw[a, col], dcw[b, col]
-    yjk, dyjk = 1.0, 0.0
-    if plan.grp_int[gi, 1] and ya * yb != 0.0:
+def _angular_window(plan, gi, kk, theta):
+    """(stop, C(θ), dC/dθ) of term kk's angular window: stop where θ lies left of it (the
+    later terms of a radial window have windows further right)."""
+    w = plan.grp_int[gi, 5] + plan.term_int[kk, 1]
+    left, right = plan.awin_flt[w, 0], plan.awin_flt[w, 1]
+    if theta <= left:
+        return True, 0.0, 0.0
+    if theta >= right:
+        return False, 0.0, 0.0
+    v, d = compact(plan.awin_int[w], left, right, theta)
+    return False, v, d
+
+
+@_jit
+def _segment_end(tval, s0, s, n):
+    """End of the run of stored triplets from s that share one radial window."""
+    e = s + 1
+    while e < n and tval[3, s0 + e] == tval[3, s0 + s]:
+        e += 1
+    return e
+
+
+@_jit
+def _compact_values(plan, gi, win_base, cw, tidx, tval, s0, n, g_row, work):
+    """Pass 1 of a compact group (vectorised over each radial window's contiguous run of
+    triplets): θ by :func:`_vacos`, the radial product C(r_ij) C(r_ik) (C(r_jk)), then
+    per term G_f += w_f Σ_t C_a(θ_t) × product."""
+    narrow = plan.grp_int[gi, 1] != 0
+    col0, l0 = plan.grp_int[gi, 3], plan.grp_int[gi, 5]
+    cs, rjk, th = tval[0, s0:s0 + n], tval[1, s0:s0 + n], tval[2, s0:s0 + n]
+    _vacos(cs, th, n)
+    for t in range(n):
+        if not -1.0 < cs[t] < 1.0:
+            th[t] = -1.0
+        rjk[t] = math.sqrt(rjk[t]) if narrow else 0.0
+    prod, av, unused = work[0], work[1], work[2]
+    s = 0
+    while s < n:
+        e = _segment_end(tval, s0, s, n)
+        k0 = int(tval[3, s0 + s])
+        col = col0 + plan.term_int[k0, 0]
         w = win_base + col
-        yjk, dyjk = compact(plan.rwin_int[w], plan.rwin_flt[w, 0], plan.rwin_flt[w, 1], rjk)
-    return ya, yb, dya, dyb, yjk, dyjk
+        for t in range(s, e):
+            y = cw[tidx[0, s0 + t], col] * cw[tidx[1, s0 + t], col]
+            if narrow:
+                y *= compact(plan.rwin_int[w], plan.rwin_flt[w, 0], plan.rwin_flt[w, 1], rjk[t])[0]
+            prod[t - s] = y if th[t] >= 0.0 else 0.0
+        for kk in range(k0, plan.term_int[k0, 3]):
+            q = l0 + plan.term_int[kk, 1]
+            _compact_rows(plan.awin_int[q], plan.awin_flt[q, 0], plan.awin_flt[q, 1], th[s:e],
+                          e - s, av, unused, False)
+            g_row[plan.term_int[kk, 2]] += plan.term_flt[kk] * _dot(prod, av, e - s)
+        s = e
+
+
+@_jit
+def _compact_gradient(plan, gi, win_base, cw, dcw, r, inv_r, u, tidx, tval, s0, n, coef, grad,
+                      work):
+    """Pass 2 of a compact group: per radial-window run W_a = Σ_f c_f C_a(θ) and W_θ =
+    Σ_f c_f C_a'(θ) (vectorised), then per triplet the four scalar derivatives and the pair
+    vectors."""
+    narrow = plan.grp_int[gi, 1] != 0
+    col0, l0, t0 = plan.grp_int[gi, 3], plan.grp_int[gi, 5], plan.grp_int[gi, 7]
+    th = tval[2, s0:s0 + n]
+    wa, wd, av, dav = work[0], work[1], work[2], work[3]
+    s = 0
+    while s < n:
+        e = _segment_end(tval, s0, s, n)
+        m = e - s
+        k0 = int(tval[3, s0 + s])
+        col = col0 + plan.term_int[k0, 0]
+        w = win_base + col
+        for t in range(m):
+            wa[t] = 0.0
+            wd[t] = 0.0
+        for kk in range(k0, plan.term_int[k0, 3]):
+            ck = coef[kk - t0]
+            if ck == 0.0:
+                continue
+            q = l0 + plan.term_int[kk, 1]
+            _compact_rows(plan.awin_int[q], plan.awin_flt[q, 0], plan.awin_flt[q, 1], th[s:e], m,
+                          av, dav, True)
+            for t in range(m):
+                wa[t] += ck * av[t]
+                wd[t] += ck * dav[t]
+        for t in range(s, e):
+            s_a, s_d = wa[t - s], wd[t - s]
+            if th[t] < 0.0 or (s_a == 0.0 and s_d == 0.0):
+                continue
+            a, b = tidx[0, s0 + t], tidx[1, s0 + t]
+            ya, yb, dya, dyb = cw[a, col], cw[b, col], dcw[a, col], dcw[b, col]
+            yjk, dyjk, rjk = 1.0, 0.0, 1.0
+            if narrow:
+                rjk = tval[1, s0 + t]
+                yjk, dyjk = compact(plan.rwin_int[w], plan.rwin_flt[w, 0], plan.rwin_flt[w, 1],
+                                    rjk)
+            if ya * yb == 0.0 or (yjk == 0.0 and dyjk == 0.0):
+                continue
+            cs = tval[0, s0 + t]
+            _pair_vectors(grad, 3 * a, 3 * b, a, b, r[a], r[b], inv_r[a], inv_r[b], u, cs,
+                          s_a * ya * yb * dyjk / rjk, s_a * dya * yb * yjk, s_a * ya * dyb * yjk,
+                          -s_d * ya * yb * yjk / math.sqrt(1.0 - cs * cs))
+        s = e
 
 
 @_jit
@@ -558,38 +800,25 @@ def _group_values(plan, gi, eta_base, win_base, fc, ex, cw, dcw, tidx, tval, slo
                   a_loc, da_loc, t_buf, dt_buf, work):
     """Pass 1 of group ``gi``: feature sums over its stored triplets; fills the store."""
     kind = plan.grp_int[gi, 0]
-    t0, t1 = plan.grp_int[gi, 7], plan.grp_int[gi, 8]
     if kind == AK_GAUSS:
         _gauss_fill(plan, gi, eta_base, fc, ex, tidx, tval, slot, n_t, work)
         _gauss_values(plan, gi, fc, tidx, tval, slot, n_t, g_row, work)
         return
+    if kind == AK_COMPACT:
+        _compact_values(plan, gi, win_base, cw, tidx, tval, slot, n_t, g_row, work)
+        return
+    # Chebyshev T_n(cos θ) f_c(r_ij) f_c(r_ik), plain and species-weighted copies
+    cut, order = plan.grp_int[gi, 2], plan.grp_int[gi, 4]
+    col, col2 = plan.grp_int[gi, 9], plan.grp_int[gi, 10]
     for t in range(slot, slot + n_t):
         a, b = tidx[0, t], tidx[1, t]
-        if kind == AK_COMPACT:
-            theta, rjk = _compact_angles(plan, gi, tval, t, True, a_loc, da_loc)
-            if theta < 0.0:
-                continue
-            k = t0
-            while k < t1:
-                nxt = plan.term_int[k, 3]
-                ya, yb, _, _, yjk, _ = _window(plan, gi, win_base, plan.term_int[k, 0], cw, dcw,
-                                               a, b, rjk)
-                prod = ya * yb * yjk
-                if prod != 0.0:
-                    for kk in range(k, nxt):
-                        g_row[plan.term_int[kk, 2]] += (plan.term_flt[kk] * prod
-                                                        * a_loc[plan.term_int[kk, 1]])
-                k = nxt
-        else:  # Chebyshev T_n(cos θ) f_c(r_ij) f_c(r_ik), plain and species-weighted copies
-            cut, order = plan.grp_int[gi, 2], plan.grp_int[gi, 4]
-            col, col2 = plan.grp_int[gi, 9], plan.grp_int[gi, 10]
-            fcp = fc[a, cut] * fc[b, cut]
-            _chebyshev(tval[0, t], order, t_buf, dt_buf)
-            w1, w2 = plan.grp_flt[gi, 1] * fcp, plan.grp_flt[gi, 3] * fcp
-            for m in range(order + 1):
-                g_row[col + m] += w1 * t_buf[m]
-                if col2 >= 0:
-                    g_row[col2 + m] += w2 * t_buf[m]
+        fcp = fc[a, cut] * fc[b, cut]
+        _chebyshev(tval[0, t], order, t_buf, dt_buf)
+        w1, w2 = plan.grp_flt[gi, 1] * fcp, plan.grp_flt[gi, 3] * fcp
+        for m in range(order + 1):
+            g_row[col + m] += w1 * t_buf[m]
+            if col2 >= 0:
+                g_row[col2 + m] += w2 * t_buf[m]
 
 
 @_jit
@@ -625,49 +854,23 @@ def _group_gradient(plan, gi, eta_base, win_base, fc, dfc, cw, dcw, r, inv_r, u,
         _gauss_gradient(plan, gi, eta_base, fc, dfc, r, inv_r, u, tidx, tval, slot, n_t, coef,
                         grad, work)
         return
-    t0, t1 = plan.grp_int[gi, 7], plan.grp_int[gi, 8]
+    if kind == AK_COMPACT:
+        _compact_gradient(plan, gi, win_base, cw, dcw, r, inv_r, u, tidx, tval, slot, n_t, coef,
+                          grad, work)
+        return
+    cut, order = plan.grp_int[gi, 2], plan.grp_int[gi, 4]  # Chebyshev
     for t in range(slot, slot + n_t):
         a, b = tidx[0, t], tidx[1, t]
         cs = tval[0, t]
-        ra, rb = r[a], r[b]
-        if kind == AK_COMPACT:
-            theta, rjk = _compact_angles(plan, gi, tval, t, False, a_loc, da_loc)
-            if theta < 0.0:
-                continue
-            dra = 0.0
-            drb = 0.0
-            drjk = 0.0
-            dth = 0.0
-            k = t0
-            while k < t1:
-                nxt = plan.term_int[k, 3]
-                ya, yb, dya, dyb, yjk, dyjk = _window(plan, gi, win_base, plan.term_int[k, 0],
-                                                      cw, dcw, a, b, rjk)
-                if ya * yb != 0.0 and (yjk != 0.0 or dyjk != 0.0):
-                    s_a = 0.0
-                    s_d = 0.0
-                    for kk in range(k, nxt):
-                        s_a += coef[kk - t0] * a_loc[plan.term_int[kk, 1]]
-                        s_d += coef[kk - t0] * da_loc[plan.term_int[kk, 1]]
-                    dra += s_a * dya * yb * yjk
-                    drb += s_a * ya * dyb * yjk
-                    drjk += s_a * ya * yb * dyjk
-                    dth += s_d * ya * yb * yjk
-                k = nxt
-            djk = drjk / rjk if drjk != 0.0 else 0.0
-            _pair_vectors(grad, 3 * a, 3 * b, a, b, ra, rb, inv_r[a], inv_r[b], u, cs, djk, dra,
-                          drb, -dth / math.sqrt(1.0 - cs * cs))
-        else:
-            cut, order = plan.grp_int[gi, 2], plan.grp_int[gi, 4]
-            _chebyshev(cs, order, t_buf, dt_buf)
-            sv = 0.0
-            sd = 0.0
-            for m in range(order + 1):
-                sv += coef[m] * t_buf[m]
-                sd += coef[m] * dt_buf[m]
-            fa, fb = fc[a, cut], fc[b, cut]
-            _pair_vectors(grad, 3 * a, 3 * b, a, b, ra, rb, inv_r[a], inv_r[b], u, cs, 0.0,
-                          sv * dfc[a, cut] * fb, sv * fa * dfc[b, cut], sd * fa * fb)
+        _chebyshev(cs, order, t_buf, dt_buf)
+        sv = 0.0
+        sd = 0.0
+        for m in range(order + 1):
+            sv += coef[m] * t_buf[m]
+            sd += coef[m] * dt_buf[m]
+        fa, fb = fc[a, cut], fc[b, cut]
+        _pair_vectors(grad, 3 * a, 3 * b, a, b, r[a], r[b], inv_r[a], inv_r[b], u, cs, 0.0,
+                      sv * dfc[a, cut] * fb, sv * fa * dfc[b, cut], sd * fa * fb)
 
 
 @_jit
@@ -714,28 +917,25 @@ def _group_jacobian(plan, gi, c, eta_base, win_base, fc, dfc, ex, cw, dcw, r, in
                 _pair_vectors(jv, oa + 3 * pos_a[col], ob + 3 * pos_b[col], a, b, ra, rb, ia, ib,
                               u, cs, djk, dra, drb, pe * da_loc[plan.term_int[k, 1]] * fcp)
         elif kind == AK_COMPACT:
-            theta, rjk = _compact_angles(plan, gi, tval, t, True, a_loc, da_loc)
-            if theta < 0.0:
+            theta, rjk, k, nxt, ya, yb, dya, dyb, yjk, dyjk = _compact_triplet(
+                plan, gi, win_base, cw, dcw, tval, t, a, b, True)
+            if theta < 0.0 or ya * yb == 0.0 or (yjk == 0.0 and dyjk == 0.0):
                 continue
             dth_dcos = -1.0 / math.sqrt(1.0 - cs * cs)
-            k = t0
-            while k < t1:
-                nxt = plan.term_int[k, 3]
-                ya, yb, dya, dyb, yjk, dyjk = _window(plan, gi, win_base, plan.term_int[k, 0],
-                                                      cw, dcw, a, b, rjk)
-                if ya * yb != 0.0 and (yjk != 0.0 or dyjk != 0.0):
-                    for kk in range(k, nxt):
-                        col = plan.term_int[kk, 2]
-                        w = plan.term_flt[kk]
-                        av, dav = w * a_loc[plan.term_int[kk, 1]], w * da_loc[plan.term_int[kk, 1]]
-                        if av == 0.0 and dav == 0.0:
-                            continue
-                        g_row[col] += av * ya * yb * yjk
-                        djk = av * ya * yb * dyjk / rjk if dyjk != 0.0 else 0.0
-                        _pair_vectors(jv, oa + 3 * pos_a[col], ob + 3 * pos_b[col], a, b, ra, rb,
-                                      ia, ib, u, cs, djk, av * dya * yb * yjk,
-                                      av * ya * dyb * yjk, dav * ya * yb * yjk * dth_dcos)
-                k = nxt
+            for kk in range(k, nxt):
+                stop, av, dav = _angular_window(plan, gi, kk, theta)
+                if stop:
+                    break
+                if av == 0.0 and dav == 0.0:
+                    continue
+                col = plan.term_int[kk, 2]
+                av *= plan.term_flt[kk]
+                dav *= plan.term_flt[kk]
+                g_row[col] += av * ya * yb * yjk
+                djk = av * ya * yb * dyjk / rjk if dyjk != 0.0 else 0.0
+                _pair_vectors(jv, oa + 3 * pos_a[col], ob + 3 * pos_b[col], a, b, ra, rb, ia,
+                              ib, u, cs, djk, av * dya * yb * yjk, av * ya * dyb * yjk,
+                              dav * ya * yb * yjk * dth_dcos)
         else:
             order = plan.grp_int[gi, 4]
             _chebyshev(cs, order, t_buf, dt_buf)
@@ -762,6 +962,16 @@ def _chunk_scratch(plan, tstart, chunk, n):
     for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
         cap = max(cap, tstart[i + 1] - tstart[i])
     return np.empty((5, plan.max_local)), np.empty((4 + 2 * plan.max_lz, cap))
+
+
+@_jit
+def _chunk_list(sp_off, chunk, n):
+    """Per-work-item list of pair indices as long as the largest pair list of its
+    centres."""
+    m = 1
+    for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
+        m = max(m, sp_off[i, sp_off.shape[1] - 1] - sp_off[i, 0])
+    return np.empty(m, dtype=np.int64)
 
 
 @_jit
@@ -815,6 +1025,7 @@ def features(plan, centre_species, r, u, fc, dfc, ex, cw, dcw, sp_off, tstart, t
     no_i = np.zeros(0, dtype=np.int64)
     for chunk in nb.prange((n + CHUNK - 1) // CHUNK):
         buf, work = _chunk_scratch(plan, tstart, chunk, n)
+        lst = _chunk_list(sp_off, chunk, n)
         for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
             c = centre_species[i]
             g_row = g[i]
@@ -826,7 +1037,8 @@ def features(plan, centre_species, r, u, fc, dfc, ex, cw, dcw, sp_off, tstart, t
                 for hi in range(lo, ns):
                     key = (c * ns + lo) * ns + hi
                     for gi in range(plan.ang_off[key], plan.ang_off[key + 1]):
-                        n_t = _enumerate(plan, gi, i, lo, hi, sp_off, r, u, tidx, tval, slot)
+                        n_t = _enumerate_any(plan, gi, c, i, lo, hi, sp_off, cw, r, u, tidx,
+                                             tval, slot, lst)
                         _group_values(plan, gi, plan.eta_off[c], plan.rwin_off[c], fc, ex, cw,
                                       dcw, tidx, tval, slot, n_t, g_row, buf[2], buf[3], buf[0],
                                       buf[1], work)
@@ -879,6 +1091,7 @@ def jacobian(plan, centre_species, nspec, r, inv_r, u, fc, dfc, ex, cw, dcw, sp_
     no_f = np.zeros(0)
     for chunk in nb.prange((n + CHUNK - 1) // CHUNK):
         buf, work = _chunk_scratch(plan, tstart, chunk, n)
+        lst = _chunk_list(sp_off, chunk, n)
         for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
             c = centre_species[i]
             g_row = g[i]
@@ -889,7 +1102,8 @@ def jacobian(plan, centre_species, nspec, r, inv_r, u, fc, dfc, ex, cw, dcw, sp_
                 for hi in range(lo, ns):
                     key = (c * ns + lo) * ns + hi
                     for gi in range(plan.ang_off[key], plan.ang_off[key + 1]):
-                        n_t = _enumerate(plan, gi, i, lo, hi, sp_off, r, u, tidx, tval, slot)
+                        n_t = _enumerate_any(plan, gi, c, i, lo, hi, sp_off, cw, r, u, tidx,
+                                             tval, slot, lst)
                         _group_jacobian(plan, gi, c, plan.eta_off[c], plan.rwin_off[c], fc, dfc,
                                         ex, cw, dcw, r, inv_r, u, nspec, tidx, tval, slot, n_t,
                                         g_row, jv, jv_off, buf[2], buf[3], buf[0], buf[1], work)
