@@ -187,3 +187,24 @@ def test_overlapping_compact_windows_match_naive_loops_and_tensor_path(kind):
     vec = batch.pair_vectors().clone().requires_grad_(True)
     (expected,) = torch.autograd.grad((d(batch, vec) * w).sum(), vec)  # the tensor path
     rel_close(jac.pair_gradient(w).numpy(), expected.numpy(), 1e-10)
+
+
+def test_blocks_share_one_triplet_store_and_a_handed_on_block_says_so():
+    """Blocks of one evaluate() reuse one store; the earlier block is released when the
+    next takes it, and its pair gradient is refused rather than computed from the next
+    block's triplets."""
+    d = N2P2SymmetryFunctions(["H", "O"], SF_CASES, cutoff_type=1)
+    atoms = periodic().repeat((2, 2, 2))
+    batch = build_batch([atoms], d.elements, d.cutoff)
+    blocks = d.evaluate(batch, budget=2000.0)
+    first = next(blocks)
+    first_grad = first.pair_gradient(torch.ones_like(first.features))
+    second = next(blocks)
+    assert second.centres.start == first.centres.stop
+    with pytest.raises(RuntimeError, match="released"):
+        first.pair_gradient(torch.ones_like(first.features))
+    # the same numbers as a block with a store of its own
+    alone = next(d.evaluate(batch, budget=2000.0))
+    np.testing.assert_array_equal(alone.pair_gradient(torch.ones_like(alone.features)),
+                                  first_grad)
+    assert float(first_grad.abs().max()) > 0.0

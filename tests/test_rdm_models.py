@@ -179,3 +179,34 @@ def test_report_of_a_missing_run_is_one_line_error(tmp_path, capsys):
     assert main(["rdm", "report", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("hdnnp: error:") and "\n" not in err
+
+
+def test_uhf_cache_belongs_to_its_potentials(data, tmp_path):
+    """uhf.npz is reused for the same systems and recomputed for others of the same count."""
+    from hdnnp.rdm.train import _uhf_rdms
+
+    ds = load_dataset(data, limit=10)
+    first = _uhf_rdms(ds, tmp_path, progress=False)
+    cached = tmp_path / "uhf.npz"
+    stamp = cached.stat().st_mtime_ns
+    np.testing.assert_array_equal(_uhf_rdms(ds, tmp_path, progress=False), first)
+    assert cached.stat().st_mtime_ns == stamp  # reused
+    ds.potential = ds.potential[::-1].copy()  # other systems, same count
+    other = _uhf_rdms(ds, tmp_path, progress=False)
+    np.testing.assert_allclose(other, first[::-1], atol=1e-8)
+    assert cached.stat().st_mtime_ns != stamp  # recomputed
+
+
+def test_pca_regressor_uses_the_input_pca_it_is_given(data):
+    """The PCA fitted once to count components is the model's input basis."""
+    ds = load_dataset(data, limit=40)
+    pca = fit_pca(ds.density)
+    spec = {"kind": "pca", "points": ds.density.shape[1], "hidden": [8], "latent": 4,
+            "components": 6, "orbitals": 3, "components_in": 5}
+    a, b = build_model(spec), build_model(spec)
+    a.fit_normalisation(ds.density, ds.rdm, input_pca=pca)
+    b.fit_normalisation(ds.density, ds.rdm)
+    for name in ("in_basis", "in_mean", "rdm_mean", "out_basis", "rdm_scale"):
+        torch.testing.assert_close(getattr(a, name), getattr(b, name), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(a.rdm_mean.numpy(),
+                               rdm_features(ds.rdm).mean(axis=0), atol=1e-12)

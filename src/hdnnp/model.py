@@ -38,13 +38,14 @@ lowers the error of the prediction itself.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import nn
 
 from hdnnp.activations import activation, canonical_activation
-from hdnnp.descriptors.engine import Descriptor, accumulate_pair_gradient
+from hdnnp.descriptors.engine import Descriptor, accumulate_pair_gradient, batch_pair_vectors
 from hdnnp.errors import HdnnpError
 from hdnnp.neighbours import StructureBatch
 
@@ -57,6 +58,28 @@ def committee_force_deviation(forces_members: torch.Tensor) -> torch.Tensor:
     fm = forces_members.detach().double()
     return ((fm - fm.mean(0)) ** 2).sum(-1).mean(0).sqrt()
 
+
+
+@contextmanager
+def one_torch_thread_beside_kernels(descriptor: Descriptor, device: torch.device) -> Iterator[None]:
+    """Run PyTorch on one thread while the descriptor's compiled kernels run on the CPU.
+
+    The kernels and PyTorch each keep an OpenMP thread pool; between the kernels' parallel
+    loops the networks of one block (a few hundred atoms, small matrix products) gain
+    nothing from threads, but PyTorch's pool then competes with Numba's spinning one for
+    the same cores: measured on 8640-atom water with two threads on two cores, the
+    networks took 0.25 s per call with two PyTorch threads and 0.045 s with one
+    (``docs/benchmarks.md``, thread scaling).
+    """
+    before = torch.get_num_threads()
+    if not descriptor.uses_kernels(device) or before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 class AtomicNetwork(nn.Module):
     """Feed-forward network of one element: features of an atom → its energy (eV).
@@ -323,39 +346,40 @@ class NeuralNetworkPotential(nn.Module):
         f_sets = torch.zeros(n_sets, n, 3, **f64) if need_grad else None
         virial = torch.zeros(batch.n_structures, 3, 3, **f64) if stress else None
         at_vir = torch.zeros(n, 3, 3, **f64) if atomic_virials else None
-        vectors = batch.pair_vectors().detach()
-        for block in self.descriptor.evaluate(batch, vectors):
-            c, p = block.centres, block.pairs
-            g = block.features.to(wdtype)
-            feats[c] = g
-            with torch.enable_grad():
-                g.requires_grad_(need_grad)
-                e_b = self.member_atomic_energies(g, batch.species[c])
-                e_members[:, c] = e_b.detach().to(torch.float64)
-                if not need_grad:
-                    continue
-                targets = list(e_b) if member_forces else [e_b.mean(0)]
-                keep = member_forces and (stress or atomic_virials)
-                for k, e in enumerate(targets):
-                    (de_dg,) = torch.autograd.grad(e.sum(), g,
-                                                   retain_graph=keep or k < n_sets - 1)
+        vectors = batch_pair_vectors(batch)
+        with one_torch_thread_beside_kernels(self.descriptor, device):
+            for block in self.descriptor.evaluate(batch, vectors):
+                c, p = block.centres, block.pairs
+                g = block.features.to(wdtype)
+                feats[c] = g
+                with torch.enable_grad():
+                    g.requires_grad_(need_grad)
+                    e_b = self.member_atomic_energies(g, batch.species[c])
+                    e_members[:, c] = e_b.detach().to(torch.float64)
+                    if not need_grad:
+                        continue
+                    targets = list(e_b) if member_forces else [e_b.mean(0)]
+                    keep = member_forces and (stress or atomic_virials)
+                    for k, e in enumerate(targets):
+                        (de_dg,) = torch.autograd.grad(e.sum(), g,
+                                                       retain_graph=keep or k < n_sets - 1)
+                        de_dd = block.pair_gradient(de_dg).to(**f64)
+                        want_v = stress and k == 0 and not member_forces
+                        accumulate_pair_gradient(
+                            de_dd, batch.centers[p], batch.neighbours[p], f_sets[k],
+                            vectors[p].to(torch.float64), batch.structure_index[batch.centers[p]],
+                            virial if want_v else None,
+                            at_vir if atomic_virials and not member_forces else None)
+                if member_forces and (stress or atomic_virials):
+                    # the committee's virial is the members' mean: one more pass with the mean
+                    (de_dg,) = torch.autograd.grad(e_b.mean(0).sum(), g)
                     de_dd = block.pair_gradient(de_dg).to(**f64)
-                    want_v = stress and k == 0 and not member_forces
                     accumulate_pair_gradient(
-                        de_dd, batch.centers[p], batch.neighbours[p], f_sets[k],
+                        de_dd, batch.centers[p], batch.neighbours[p], torch.zeros(n, 3, **f64),
                         vectors[p].to(torch.float64), batch.structure_index[batch.centers[p]],
-                        virial if want_v else None,
-                        at_vir if atomic_virials and not member_forces else None)
-            if member_forces and (stress or atomic_virials):
-                # the committee's virial is the members' mean: one more pass with the mean
-                (de_dg,) = torch.autograd.grad(e_b.mean(0).sum(), g)
-                de_dd = block.pair_gradient(de_dg).to(**f64)
-                accumulate_pair_gradient(
-                    de_dd, batch.centers[p], batch.neighbours[p], torch.zeros(n, 3, **f64),
-                    vectors[p].to(torch.float64), batch.structure_index[batch.centers[p]],
-                    virial, at_vir)
-            if hasattr(block, "release"):
-                block.release()
+                        virial, at_vir)
+                if hasattr(block, "release"):
+                    block.release()
         e_nn = e_members.mean(0)
         energy, e_atom = self._total(e_nn, batch.species, batch.structure_index,
                                      batch.n_structures)

@@ -55,9 +55,13 @@ class StructureBatch:
         """Vectors d_p = x_j - x_i + S_p h for all pairs ([P, 3], Å)."""
         pos = self.positions if positions is None else positions
         cell = self.cells if cells is None else cells
-        pair_cell = cell[self.structure_index[self.centers]]
-        shift = torch.einsum("pk,pkl->pl", self.cell_shifts.to(pos.dtype), pair_cell)
-        return pos[self.neighbours] - pos[self.centers] + shift
+        s = self.cell_shifts.to(pos.dtype)
+        if cell.shape[0] == 1:
+            shift = s @ cell[0]
+        else:  # Σ_k S_pk h_k: three [P, 3] gathers, not one [P, 3, 3]
+            sidx = self.structure_index.index_select(0, self.centers)
+            shift = sum(s[:, k, None] * cell[:, k].index_select(0, sidx) for k in range(3))
+        return pos.index_select(0, self.neighbours) - pos.index_select(0, self.centers) + shift
 
     def to(self, device=None, dtype=None) -> StructureBatch:
         """A copy on ``device`` with floating tensors in ``dtype``."""

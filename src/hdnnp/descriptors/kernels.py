@@ -1111,6 +1111,18 @@ def jacobian(plan, centre_species, nspec, r, inv_r, u, fc, dfc, ex, cw, dcw, sp_
 
 
 # ------------------------------------------------------------------ assembly
+@_kernel
+def pair_vectors(positions, cells, structure_index, centres, neighbours, shifts, out):
+    """out[p] = x_j - x_i + S_p h (Å) for every pair p = (i, j), in parallel over pairs."""
+    for p in nb.prange(centres.shape[0]):
+        i, j = centres[p], neighbours[p]
+        s = structure_index[i]
+        s0, s1, s2 = shifts[p, 0], shifts[p, 1], shifts[p, 2]
+        for x in range(3):
+            out[p, x] = (positions[j, x] - positions[i, x]) + (
+                s0 * cells[s, 0, x] + s1 * cells[s, 1, x] + s2 * cells[s, 2, x])
+
+
 @_serial
 def scatter_pair_gradient(de_dd, pair_centres, neighbours, pair_structure, vectors, forces,
                           virial):

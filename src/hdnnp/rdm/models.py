@@ -113,10 +113,17 @@ class _RdmModel(nn.Module):
         buf = getattr(self, name)
         buf.copy_(torch.as_tensor(np.asarray(value), dtype=buf.dtype))
 
-    def fit_normalisation(self, inputs: np.ndarray, rdm: np.ndarray) -> None:
-        """Normalisation (and PCA bases) from the training inputs and 1-RDMs."""
+    def fit_normalisation(self, inputs: np.ndarray, rdm: np.ndarray, input_pca=None) -> None:
+        """Normalisation (and PCA bases) from the training inputs and 1-RDMs;
+        ``input_pca``: a PCA of the training inputs already fitted (the PCA models reuse
+        it instead of fitting it again)."""
         feats = _np_upper(rdm)
         self._set("rdm_mean", feats.mean(axis=0))
+        self._fit_rdm_scale(feats)
+
+    def _fit_rdm_scale(self, feats: np.ndarray) -> None:
+        """rdm_scale: the standard deviation of the 1-RDM entries about their means (the
+        unit of the training loss)."""
         self._set("rdm_scale", max(float((feats - feats.mean(axis=0)).std()), 1e-12))
 
     def _rdm_out(self, scaled_features: torch.Tensor) -> torch.Tensor:
@@ -173,7 +180,7 @@ class ConvAutoencoder(_RdmModel):
             nn.ConvTranspose2d(c1, 1, 4, stride=2, padding=1))
         self._shape = (c3, side, side)
 
-    def fit_normalisation(self, inputs, rdm) -> None:
+    def fit_normalisation(self, inputs, rdm, input_pca=None) -> None:
         super().fit_normalisation(inputs, rdm)
         self._set("map_mean", np.asarray(rdm).mean(axis=0))
 
@@ -196,7 +203,7 @@ class _DensityInput(_RdmModel):
         self.register_buffer("n_mean", torch.zeros(points, dtype=_F64))
         self.register_buffer("n_scale", torch.ones(points, dtype=_F64))
 
-    def fit_normalisation(self, inputs, rdm) -> None:
+    def fit_normalisation(self, inputs, rdm, input_pca=None) -> None:
         super().fit_normalisation(inputs, rdm)
         n = np.asarray(inputs)
         self._set("n_mean", n.mean(axis=0))
@@ -250,12 +257,11 @@ class PCARegressor(_RdmModel):
     def _in_vectors(self, x):
         return x if self.input_kind == "density" else _np_upper(x)
 
-    def fit_normalisation(self, inputs, rdm) -> None:
+    def fit_normalisation(self, inputs, rdm, input_pca=None) -> None:
         from hdnnp.rdm.pca import fit_pca
 
-        super().fit_normalisation(inputs, rdm)
-        xin = self._in_vectors(np.asarray(inputs))
-        pin = fit_pca(xin)
+        self._fit_rdm_scale(_np_upper(rdm))
+        pin = input_pca if input_pca is not None else fit_pca(self._in_vectors(np.asarray(inputs)))
         k_in = self.in_basis.shape[0]
         self._set("in_mean", pin.mean)
         self._set("in_basis", pin.components[:k_in])

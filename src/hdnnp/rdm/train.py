@@ -32,6 +32,7 @@ the checkpoint (and may raise ``epochs``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -121,9 +122,12 @@ def _uhf_rdms(ds, run_dir: Path, progress: bool) -> np.ndarray:
 
     cache = run_dir / "uhf.npz"
     s = ds.provenance["settings"]
+    # the cache belongs to these potentials and grid settings, not just to this count
+    key = hashlib.sha256(np.ascontiguousarray(ds.potential).tobytes()
+                         + json.dumps(s, sort_keys=True, default=str).encode()).hexdigest()
     if cache.is_file():
         with np.load(cache) as z:
-            if z["rdm"].shape[0] == len(ds):
+            if "key" in z.files and str(z["key"]) == key and z["rdm"].shape == ds.rdm.shape:
                 return z["rdm"]
     grid = Grid(int(s["points"]), float(s["half_width"]), int(s["stencil"]))
     out = np.empty_like(ds.rdm)
@@ -131,11 +135,14 @@ def _uhf_rdms(ds, run_dir: Path, progress: bool) -> np.ndarray:
         out[k] = solve_uhf(ds.potential[k], grid, float(s["interaction"])).rdm
     with atomic_path(cache) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, rdm=out)
+            np.savez(fh, rdm=out, key=np.array(key))
     return out
 
 
-def _model_spec(cfg: RdmTrainConfig, points: int, inputs_train: np.ndarray) -> dict:
+def _model_spec(cfg: RdmTrainConfig, points: int, inputs_train: np.ndarray):
+    """The model's settings and, for the PCA models, the PCA of the training inputs (fitted
+    once: it sets the number of input components and then the model's input basis)."""
+    pca = None
     spec = {"kind": cfg.model, "points": points, "hidden": list(cfg.hidden or []),
             "latent": cfg.latent, "components": cfg.components, "orbitals": cfg.orbitals}
     if cfg.model in ("pca", "uhf-pca"):
@@ -147,12 +154,13 @@ def _model_spec(cfg: RdmTrainConfig, points: int, inputs_train: np.ndarray) -> d
         )
 
         x = inputs_train if cfg.model == "pca" else rdm_features(inputs_train)
-        k = components_for_tolerance(fit_pca(x).variances, FLOAT32_PRECISION)
+        pca = fit_pca(x)
+        k = components_for_tolerance(pca.variances, FLOAT32_PRECISION)
         spec["components_in"] = int(max(1, min(k, 2 * cfg.components, x.shape[1])))
         f = points * (points + 1) // 2
         if cfg.components > f:
             raise HdnnpError(f"--components {cfg.components} exceeds the {f} entries")
-    return spec
+    return spec, pca
 
 
 def _predict(model, inputs: np.ndarray, device, batch: int = 512) -> np.ndarray:
@@ -258,9 +266,9 @@ def train_rdm_model(data: str | Path, run_dir: str | Path, cfg: RdmTrainConfig,
         inputs = ds.density
     tr, va, te = splits["train"], splits["validation"], splits["test"]
     torch.manual_seed(cfg.seed)
-    spec = _model_spec(cfg, points, inputs[tr])
+    spec, input_pca = _model_spec(cfg, points, inputs[tr])
     model = build_model(spec)
-    model.fit_normalisation(inputs[tr], ds.rdm[tr])
+    model.fit_normalisation(inputs[tr], ds.rdm[tr], input_pca=input_pca)
     device = _resolve_device(cfg.device)
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
