@@ -64,3 +64,12 @@ def test_the_data_layer_never_imports_training():
 def test_the_cycle_finder_finds_a_cycle():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert "a" in _reachable(graph, "a") and "d" not in _reachable(graph, "d")
+
+
+def test_the_package_has_no_import_cycle():
+    """Not only the training wing: every hdnnp module's imports (module level or inside
+    functions) flow one way, e.g. the data sources (bundled sets, labelling databases)
+    import the Dataset class, and the loader that dispatches between them imports them."""
+    graph = _graph()
+    cycles = sorted(m for m in graph if m in _reachable(graph, m))
+    assert not cycles, f"import cycles through {cycles}"

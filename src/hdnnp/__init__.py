@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from hdnnp._version import __version__
 
 __all__ = ["Calculator", "__version__", "load_potential"]
 

@@ -21,6 +21,7 @@ import json
 from importlib import resources
 from pathlib import Path
 
+from hdnnp.dataset import Dataset
 from hdnnp.errors import HdnnpError
 
 _SUFFIX = ".extxyz.xz"
@@ -56,7 +57,6 @@ def bundled_metadata(name: str) -> dict:
 
 def load_bundled_dataset(name: str):
     """A bundled data set as :class:`hdnnp.data.Dataset`, with its ``reference_energies``."""
-    from hdnnp.data import Dataset
 
     path = bundled_path(name)
     meta = bundled_metadata(name)

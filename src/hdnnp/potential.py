@@ -77,7 +77,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hdnnp import __version__
+from hdnnp._version import __version__
 from hdnnp.activations import canonical_activation
 from hdnnp.errors import HdnnpError, PotentialFileError
 from hdnnp.fileio import atomic_write_bytes

@@ -22,7 +22,7 @@ import importlib
 import pkgutil
 import sys
 
-from hdnnp import __version__
+from hdnnp._version import __version__
 from hdnnp.errors import HdnnpError
 
 DESCRIPTION = """\

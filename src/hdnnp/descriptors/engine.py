@@ -41,6 +41,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
+from hdnnp.descriptors.block import DescriptorBlock
 from hdnnp.descriptors.plan import AngularTerm, PlanLayout, RadialTerm, TermPlan, build_plan
 from hdnnp.neighbours import StructureBatch
 
@@ -296,18 +297,6 @@ def _warm_up_kernels(descriptor: Descriptor) -> None:
                                  forces, batch.pair_vectors()[block.pairs],
                                  batch.structure_index[batch.centers[block.pairs]],
                                  torch.zeros(1, 3, 3, **f64))
-
-
-class DescriptorBlock:
-    """Centres ``centres`` (atom indices of the batch) and their pairs ``pairs`` (a slice of
-    the batch's pair list): :attr:`features` and :meth:`pair_gradient`."""
-
-    centres: slice
-    pairs: slice
-    features: torch.Tensor
-
-    def pair_gradient(self, de_dg: torch.Tensor) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
 
 
 class TripletStore:

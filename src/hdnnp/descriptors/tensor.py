@@ -21,8 +21,8 @@ import math
 import numpy as np
 import torch
 
+from hdnnp.descriptors.block import DescriptorBlock
 from hdnnp.descriptors.cutoffs import N2P2_CUTOFF_TYPES, CutoffFunction, _poly
-from hdnnp.descriptors.engine import DescriptorBlock
 from hdnnp.neighbours import StructureBatch, segments, triplet_pairs
 
 

@@ -53,7 +53,7 @@ import numpy as np
 import torch
 from ase.data import atomic_numbers
 
-from hdnnp import __version__
+from hdnnp._version import __version__
 from hdnnp.activations import N2P2_ACTIVATIONS
 from hdnnp.descriptors.symmetry import (
     SF_NEIGHBOURS,

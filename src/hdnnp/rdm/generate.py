@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hdnnp import __version__
+from hdnnp._version import __version__
 from hdnnp.errors import HdnnpError
 from hdnnp.fileio import atomic_path
 from hdnnp.rdm.potentials import PotentialFamily, system_coefficients

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hdnnp import __version__
+from hdnnp._version import __version__
 from hdnnp.errors import HdnnpError
 from hdnnp.fileio import atomic_path, atomic_write_text
 from hdnnp.rdm.models import AUTOENCODERS, MODEL_KINDS, build_model

@@ -121,9 +121,9 @@ def program_versions(settings: ReferenceSettings | None = None) -> dict[str, str
     """Versions of the programs that produce and handle labels (for provenance)."""
     import ase
 
-    import hdnnp
+    from hdnnp._version import __version__
 
-    out = {"hdnnp": hdnnp.__version__, "ase": ase.__version__, "numpy": np.__version__,
+    out = {"hdnnp": __version__, "ase": ase.__version__, "numpy": np.__version__,
            "python": platform.python_version()}
     if settings is None or settings.is_tblite:
         try:

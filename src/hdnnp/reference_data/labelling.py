@@ -55,6 +55,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from hdnnp.dataset import Dataset
 from hdnnp.errors import HdnnpError, MissingDependencyError
 from hdnnp.reference_data.calculators import (
     ReferenceSettings,
@@ -491,7 +492,6 @@ def load_labelled(database: str | Path, include_failed: bool = False):
     Structures are in input order, with energies/forces attached, provenance in
     ``info`` and the job's isolated-atom energies as ``reference_energies``.
     """
-    from hdnnp.data import Dataset
 
     if not _is_postgresql(database) and not Path(database).exists():
         raise HdnnpError(f"{database}: no such database")

@@ -30,7 +30,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, wait
 from pathlib import Path
 
-from hdnnp import __version__
+from hdnnp._version import __version__
 from hdnnp.errors import HdnnpError
 from hdnnp.fileio import atomic_write_text
 from hdnnp.model import NeuralNetworkPotential

@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hdnnp import __version__
+from hdnnp._version import __version__
 from hdnnp.data import Dataset
 from hdnnp.descriptors import default_descriptor, descriptor_from_config
 from hdnnp.errors import HdnnpError
