@@ -45,6 +45,12 @@ def test_gaussian_functions_every_cutoff_match_naive_loops(ctype, kind):
     alpha = 0.0 if ctype in (0, 2, 3) else 0.25
     d = N2P2SymmetryFunctions(["H", "O"], GAUSSIAN, cutoff_type=ctype, cutoff_alpha=alpha)
     atoms = STRUCTURES[kind]()
+    assert_features_match_naive_loops(d, atoms, ctype, alpha)
+
+
+def assert_features_match_naive_loops(d, atoms, ctype, alpha):
+    """Every feature of ``d`` on ``atoms`` against the naive loops, 1e-10 relative;
+    returns the feature matrix."""
     batch = build_batch([atoms], d.elements, d.cutoff)
     g = d(batch).numpy()
     sym = np.array(atoms.get_chemical_symbols())
@@ -53,8 +59,8 @@ def test_gaussian_functions_every_cutoff_match_naive_loops(ctype, kind):
         specs = [f for f in d.functions if f["center"] == col_el]
         assert len(specs) == d.n_features(col_el)
         for c, spec in enumerate(specs):
-            ref = np_sf(atoms, spec, ctype, alpha)[rows]
-            rel_close(g[rows, c], ref, 1e-10)
+            rel_close(g[rows, c], np_sf(atoms, spec, ctype, alpha)[rows], 1e-10)
+    return g
 
 
 def model_for(descriptor, seed=0):
@@ -169,12 +175,7 @@ def test_overlapping_compact_windows_match_naive_loops_and_tensor_path(kind):
     d = N2P2SymmetryFunctions(["H", "O"], overlapping_windows(), cutoff_type=1)
     atoms = STRUCTURES[kind]()
     batch = build_batch([atoms], d.elements, d.cutoff)
-    g = d(batch).numpy()
-    sym = np.array(atoms.get_chemical_symbols())
-    for el in d.elements:
-        rows = sym == el
-        for c, spec in enumerate(f for f in d.functions if f["center"] == el):
-            rel_close(g[rows, c], np_sf(atoms, spec, 1, 0.0)[rows], 1e-10)
+    g = assert_features_match_naive_loops(d, atoms, 1, 0.0)
     assert np.count_nonzero(g) > 0.3 * g.size  # the windows see the structure
     model = model_for(d, seed=5)
     out = model(batch, forces=True, stress=True)

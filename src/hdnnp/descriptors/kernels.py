@@ -445,6 +445,19 @@ def _dot(x, y, n):
 
 # ------------------------------------------------------------------ angular groups
 @_jit
+def _store_pair(tidx, tval, k, a, b, ua0, ua1, ua2, ra2, tra, rb, u):
+    """Store the list entries (a, b) in slot k with cos θ = û_a·û_b and
+    r_jk² = r_a² + r_b² - 2 r_a r_b cos θ (tval rows 0, 1); returns r_jk²."""
+    cs = ua0 * u[b, 0] + ua1 * u[b, 1] + ua2 * u[b, 2]
+    rjk2 = ra2 + rb * rb - tra * rb * cs
+    tidx[0, k] = a
+    tidx[1, k] = b
+    tval[0, k] = cs
+    tval[1, k] = rjk2
+    return rjk2
+
+
+@_jit
 def _enumerate(plan, gi, i, lo, hi, sp_off, r, u, tidx, tval, slot):
     """Store the pairs of list entries (a, b) of group ``gi`` from ``slot``: both legs inside
     the group's support and, for narrow groups, r_jk < r_max (kept without a branch).
@@ -464,13 +477,7 @@ def _enumerate(plan, gi, i, lo, hi, sp_off, r, u, tidx, tval, slot):
         tra = 2.0 * ra
         for b in range(a + 1 if same else bb0, b1):
             rb = r[b]
-            cs = ua0 * u[b, 0] + ua1 * u[b, 1] + ua2 * u[b, 2]
-            rjk2 = ra2 + rb * rb - tra * rb * cs
-            k = slot + n_t
-            tidx[0, k] = a
-            tidx[1, k] = b
-            tval[0, k] = cs
-            tval[1, k] = rjk2
+            rjk2 = _store_pair(tidx, tval, slot + n_t, a, b, ua0, ua1, ua2, ra2, tra, rb, u)
             n_t += (rb < rmax) & (wide | (rjk2 < rmax2))
     return n_t
 
@@ -513,15 +520,9 @@ def _enumerate_compact(plan, gi, i, lo, hi, sp_off, win_base, cw, r, u, tidx, tv
             tra = 2.0 * ra
             for y in range(x + 1 if same else n_a, n_b):
                 b = lst[y]
-                rb = r[b]
-                cs = ua0 * u[b, 0] + ua1 * u[b, 1] + ua2 * u[b, 2]
-                rjk2 = ra2 + rb * rb - tra * rb * cs
-                k = slot + n_t
-                tidx[0, k] = a
-                tidx[1, k] = b
-                tval[0, k] = cs
-                tval[1, k] = rjk2
-                tval[3, k] = k0
+                rjk2 = _store_pair(tidx, tval, slot + n_t, a, b, ua0, ua1, ua2, ra2, tra, r[b],
+                                   u)
+                tval[3, slot + n_t] = k0
                 n_t += wide | (rjk2 < right2)
     return n_t
 
