@@ -28,6 +28,10 @@ the bundled graphene sets, DATA.md):
   For a like-for-like comparison the loop's labels are also retrained from scratch the
   same way (``loop_cold``); ``label_ratio_vs_random`` compares those.
 
+``--optimizer``, ``--hidden``, ``--loop-epochs`` and ``--baseline-epochs`` change the
+training of the loop and the baselines alike (defaults as above); ``--result`` names the
+result file.
+
 Usage: ``OMP_NUM_THREADS=1 python bench/active_learning.py --threads 1 [--workdir DIR]``.
 """
 
@@ -90,13 +94,17 @@ def _seed(work: Path) -> Path:
     return path
 
 
+#: training settings of the loop and the baselines (``--optimizer``, ``--hidden``)
+TRAINING = {"optimizer": "kalman", "hidden": [10, 10]}
+
+
 def _train_section(epochs: int, committee: int = 2) -> dict:
-    return {"descriptor": DESCRIPTOR, "network": {"hidden": [10, 10]},
+    return {"descriptor": DESCRIPTOR, "network": {"hidden": list(TRAINING["hidden"])},
             # labels more than 1 eV/atom above the lowest are not graphene (a collapsed
             # snapshot of an early committee's MD): left out of every training alike
             "data": {"validation_fraction": 0.1, "seed": 1, "max_energy_above_min": 1.0},
-            "training": {"optimizer": "kalman", "epochs": epochs, "committee": committee,
-                         "threads": 1, "seed": 1, "force_weight": 0.1}}
+            "training": {"optimizer": TRAINING["optimizer"], "epochs": epochs,
+                         "committee": committee, "threads": 1, "seed": 1, "force_weight": 0.1}}
 
 
 def _train_committee(files: list[str], out: Path, epochs: int) -> Path:
@@ -165,10 +173,21 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--label-budget", type=int, default=120)
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--optimizer", default="kalman",
+                    help="optimizer of the loop and the baselines (default kalman; adam uses "
+                         "hdnnp's cosine default 5e-3 -> 1e-5)")
+    ap.add_argument("--hidden", type=int, nargs="+", default=[10, 10])
+    ap.add_argument("--loop-epochs", type=int, default=LOOP_EPOCHS,
+                    help=f"epochs per loop iteration (default {LOOP_EPOCHS})")
+    ap.add_argument("--baseline-epochs", type=int, default=BASELINE_EPOCHS,
+                    help=f"epochs of the from-scratch trainings (default {BASELINE_EPOCHS})")
+    ap.add_argument("--result", default=str(REPO / "bench" / "results" /
+                                            "active-learning.json"))
     ap.add_argument("--smoke", action="store_true",
                     help="a minutes-long check of the script (2 MD runs, few labels); its "
                          "numbers mean nothing and go to the work directory only")
     args = ap.parse_args()
+    TRAINING.update(optimizer=args.optimizer, hidden=args.hidden)
     import torch
 
     torch.set_num_threads(args.threads)
@@ -199,7 +218,7 @@ def main() -> int:
         "select": {"score": "max_force_dev", "lower": 0.1, "upper": 1.0,
                    "max_per_iteration": 20, "min_pair_distance": 1.1},
         "label": {**REF, "workers": 1},
-        "train": _train_section(LOOP_EPOCHS),
+        "train": _train_section(args.loop_epochs),
         "stop": {"accurate_fraction": 0.99, "label_budget": args.label_budget,
                  "max_iterations": 8},
         "output": str(work / "loop")}, "bench")
@@ -215,7 +234,7 @@ def main() -> int:
     # the loop's labels, retrained from scratch like the baseline
     last = int(summary["iterations"]) - 1
     al_data = work / "loop" / f"iter-{last:03d}" / "train-data.extxyz"
-    cold = _train_committee([str(al_data)], work / "loop-cold", epochs=BASELINE_EPOCHS)
+    cold = _train_committee([str(al_data)], work / "loop-cold", epochs=args.baseline_epochs)
     cold_err = _errors(cold, test)
     log(f"loop labels, cold start: test {cold_err}")
 
@@ -249,7 +268,7 @@ def main() -> int:
             save_dataset(path, list(initial.structures) + chosen,
                          reference_energies=initial.reference_energies)
         model = _train_committee([str(path)], work / "random" / f"committee-{n}",
-                                 epochs=BASELINE_EPOCHS)
+                                 epochs=args.baseline_epochs)
         err = _errors(model, test)
         baseline.append({"labels_used": n_init + n, "labels_ok": len(chosen),
                          "test": err})
@@ -283,14 +302,13 @@ def main() -> int:
         "loop_test": loop_err, "loop_cold_test": cold_err, "random": baseline,
         "pool_size": len(pool), "history": summary["history"],
         "loop_wall_s": round(loop_wall, 1), "wall_s": round(time.perf_counter() - t0, 1),
-        "settings": {"reference": REF, "descriptor": DESCRIPTOR, "network": [10, 10],
-                     "optimizer": "kalman", "loop_epochs_per_iteration": LOOP_EPOCHS,
-                     "baseline_epochs": BASELINE_EPOCHS, "committee": 2,
+        "settings": {"reference": REF, "descriptor": DESCRIPTOR, "network": args.hidden,
+                     "optimizer": args.optimizer, "loop_epochs_per_iteration": args.loop_epochs,
+                     "baseline_epochs": args.baseline_epochs, "committee": 2,
                      "explore": cfg.explore.model_dump(), "select": cfg.select.model_dump(),
                      "test_set": "40 graphene-A MD + 40 graphene-B scaled (|s| <= 0.08)"},
-        "command": "OMP_NUM_THREADS=1 python bench/active_learning.py --threads 1"}
-    out = (work / "smoke-result.json") if args.smoke else \
-        REPO / "bench" / "results" / "active-learning.json"
+        "command": "OMP_NUM_THREADS=1 python bench/active_learning.py " + " ".join(sys.argv[1:])}
+    out = (work / "smoke-result.json") if args.smoke else Path(args.result)
     atomic_write_text(out, json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict | list)},
                      indent=2))

@@ -154,7 +154,7 @@ def overlapping_windows() -> list[dict]:
     out = []
     legs = [(0.0, 2.5), (1.2, 3.7), (2.4, 4.4)]
     angles = [(c - 40.0, c + 40.0) if c in (0, 180) else
-              (max(c - 40.0, 0.0), min(c + 40.0, 180.0)) for c in range(0, 181, 30)]
+              (max(c - 40.0, 0.0), min(c + 40.0, 180.0)) for c in range(0, 181, 60)]
     for c in ("H", "O"):
         for n in ("H", "O"):
             for rl in (0.0, 1.0, 2.0, 3.0):
