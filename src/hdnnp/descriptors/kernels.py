@@ -47,6 +47,10 @@ _FM = {"contract"}
 _jit = nb.njit(cache=True, fastmath=_FM, inline="always")
 _kernel = nb.njit(cache=True, fastmath=_FM, parallel=True)
 _serial = nb.njit(cache=True, fastmath=_FM)
+#: helpers that work on whole rows or groups: compiled once each and called, not inlined
+#: (inlining them into every kernel made the first compilation of a fresh install take
+#: ~6 minutes; a call per group and centre costs nothing measurable)
+_call = nb.njit(cache=True, fastmath=_FM)
 
 # record kinds (see plan.py)
 RK_GAUSS, RK_COS, RK_COMPACT, RK_CHEB = 0, 1, 2, 3
@@ -184,7 +188,7 @@ def _chebyshev(x, n, t, dt):
 
 
 # ------------------------------------------------------------------ per-pair quantities
-@_jit
+@_call
 def _compact_capacity(plan, gi, i, lo, hi, sp_off, cw):
     """Triplet-store slots of compact group ``gi`` at centre i: per radial window, the
     pairs of list entries with both legs inside it."""
@@ -294,7 +298,7 @@ _MAGIC = 6755399441055744.0  # 1.5 * 2**52: adding it rounds to an integer in th
 _MAGIC_BITS = 0x4338000000000000
 
 
-@_jit
+@_call
 def _vexp(x, out, n, work):
     r"""out[:n] = exp(x[:n]) for x ≤ 0, in loops the compiler vectorises.
 
@@ -324,7 +328,7 @@ def _vexp(x, out, n, work):
         out[t] = out[t] * work[t] if x[t] > -708.0 else 0.0
 
 
-@_jit
+@_call
 def _cutoff_rows(kind, rc, alpha, r, f, df, n, w1, w2):
     """f[:n], df[:n] = the cutoff function and its slope at r[:n] (vectorised for the
     tanh types, which need an exp)."""
@@ -350,7 +354,7 @@ def _cutoff_rows(kind, rc, alpha, r, f, df, n, w1, w2):
             f[t], df[t] = cutoff(kind, rc, alpha, r[t])
 
 
-@_jit
+@_call
 def _power_rows(lam, zeta, izeta, cs, a_out, da_out, n, derivative):
     """a_out[:n] = (1 + λ cos)^ζ (0 where 1 + λ cos ≤ 0) and, if ``derivative``, da_out =
     d/dcos; repeated multiplication for the usual integer ζ."""
@@ -382,7 +386,7 @@ _QS = (-2.40339491173441421878e+00, 2.02094576023350569471e+00, -6.8828397160545
        7.70381505559019352791e-02)
 
 
-@_jit
+@_call
 def _vacos(x, out, n):
     r"""out[:n] = arccos(x[:n]) for |x| ≤ 1 in a loop the compiler vectorises (Numba's
     ``math.acos`` is a scalar libm call, ≈ 23 ns, the largest single cost of the compact
@@ -407,7 +411,7 @@ def _vacos(x, out, n):
         out[t] = _PIO2_HI - (v - (_PIO2_LO - v * rr)) if small else big
 
 
-@_jit
+@_call
 def _compact_rows(sub, left, right, y, n, f, df, derivative):
     """f[:n] = C(y[:n]; left, right) of subtype ``sub`` (as :func:`compact`) and, if
     ``derivative``, df = dC/dy, without branches on y for the polynomial subtypes: the
@@ -457,7 +461,7 @@ def _store_pair(tidx, tval, k, a, b, ua0, ua1, ua2, ra2, tra, rb, u):
     return rjk2
 
 
-@_jit
+@_call
 def _enumerate(plan, gi, i, lo, hi, sp_off, r, u, tidx, tval, slot):
     """Store the pairs of list entries (a, b) of group ``gi`` from ``slot``: both legs inside
     the group's support and, for narrow groups, r_jk < r_max (kept without a branch).
@@ -482,7 +486,7 @@ def _enumerate(plan, gi, i, lo, hi, sp_off, r, u, tidx, tval, slot):
     return n_t
 
 
-@_jit
+@_call
 def _enumerate_compact(plan, gi, i, lo, hi, sp_off, win_base, cw, r, u, tidx, tval, slot,
                        lst):
     """Window-major store of compact group ``gi``: for each radial window, the pairs of
@@ -546,7 +550,7 @@ def _pair_vectors(out, oa, ob, a, b, ra, rb, ia, ib, u, cos, djk, dra, drb, dcos
         out[ob + x] += drb * ub + djk * dx + dcos * ib * (ua - cos * ub)
 
 
-@_jit
+@_call
 def _gauss_fill(plan, gi, eta_base, fc, ex, tidx, tval, s0, n, work):
     """Pass 1 store of a Gaussian group's triplets (vectorised phases): r_jk, f_c(r_jk) and
     its slope (narrow groups), and every Gaussian E_e = e^{-η_e[(r_ij-r_s)^2 + (r_ik-r_s)^2
@@ -578,7 +582,7 @@ def _gauss_fill(plan, gi, eta_base, fc, ex, tidx, tval, s0, n, work):
                 ev[t] = ex[ia[t], e0 + e] * ex[ib[t], e0 + e]
 
 
-@_jit
+@_call
 def _gauss_values(plan, gi, fc, tidx, tval, s0, n, g_row, work):
     """Pass 1 sums of a Gaussian group: G_f += pref_f Σ_t A_q(t) E_e(t) f_c f_c (f_c)."""
     narrow = plan.grp_int[gi, 1] != 0
@@ -605,7 +609,7 @@ def _gauss_values(plan, gi, fc, tidx, tval, s0, n, g_row, work):
             work[2 + plan.term_int[k, 1]], tval[4 + plan.term_int[k, 0], s0:s0 + n], n)
 
 
-@_jit
+@_call
 def _gauss_gradient(plan, gi, eta_base, fc, dfc, r, inv_r, u, tidx, tval, s0, n, coef, grad,
                     work):
     """Pass 2 of a Gaussian group: per triplet W0 = Σ_f c_f A E, W1 = Σ_f c_f η_f A E,
@@ -660,7 +664,7 @@ def _gauss_gradient(plan, gi, eta_base, fc, dfc, r, inv_r, u, tidx, tval, s0, n,
                       drb, w_c[t] * fcp)
 
 
-@_jit
+@_call
 def _enumerate_any(plan, gi, c, i, lo, hi, sp_off, cw, r, u, tidx, tval, slot, lst):
     """Store group ``gi``'s triplets of centre i (compact groups window-major)."""
     if plan.grp_int[gi, 0] == AK_COMPACT:
@@ -713,7 +717,7 @@ def _segment_end(tval, s0, s, n):
     return e
 
 
-@_jit
+@_call
 def _compact_values(plan, gi, win_base, cw, tidx, tval, s0, n, g_row, work):
     """Pass 1 of a compact group (vectorised over each radial window's contiguous run of
     triplets): θ by :func:`_vacos`, the radial product C(r_ij) C(r_ik) (C(r_jk)), then
@@ -746,7 +750,7 @@ def _compact_values(plan, gi, win_base, cw, tidx, tval, s0, n, g_row, work):
         s = e
 
 
-@_jit
+@_call
 def _compact_gradient(plan, gi, win_base, cw, dcw, r, inv_r, u, tidx, tval, s0, n, coef, grad,
                       work):
     """Pass 2 of a compact group: per radial-window run W_a = Σ_f c_f C_a(θ) and W_θ =
@@ -796,7 +800,7 @@ def _compact_gradient(plan, gi, win_base, cw, dcw, r, inv_r, u, tidx, tval, s0, 
         s = e
 
 
-@_jit
+@_call
 def _group_values(plan, gi, eta_base, win_base, fc, ex, cw, dcw, tidx, tval, slot, n_t, g_row,
                   a_loc, da_loc, t_buf, dt_buf, work):
     """Pass 1 of group ``gi``: feature sums over its stored triplets; fills the store."""
@@ -822,7 +826,7 @@ def _group_values(plan, gi, eta_base, win_base, fc, ex, cw, dcw, tidx, tval, slo
                 g_row[col2 + m] += w2 * t_buf[m]
 
 
-@_jit
+@_call
 def _group_coefficients(plan, gi, c_row, coef):
     """c_f × prefactor of every term of group ``gi`` (Chebyshev: per order, both copies);
     False if all vanish."""
@@ -843,7 +847,7 @@ def _group_coefficients(plan, gi, c_row, coef):
     return any_c
 
 
-@_jit
+@_call
 def _group_gradient(plan, gi, eta_base, win_base, fc, dfc, cw, dcw, r, inv_r, u, tidx, tval,
                     slot, n_t, c_row, grad, coef, a_loc, da_loc, t_buf, dt_buf, work):
     """Pass 2 of group ``gi``: the terms' derivatives contracted with c_row = ∂E/∂G_i, added
@@ -874,7 +878,7 @@ def _group_gradient(plan, gi, eta_base, win_base, fc, dfc, cw, dcw, r, inv_r, u,
                       sv * dfc[a, cut] * fb, sv * fa * dfc[b, cut], sd * fa * fb)
 
 
-@_jit
+@_call
 def _group_jacobian(plan, gi, c, eta_base, win_base, fc, dfc, ex, cw, dcw, r, inv_r, u, nspec,
                     tidx, tval, slot, n_t, g_row, jv, jv_off, a_loc, da_loc, t_buf, dt_buf,
                     work):
@@ -955,7 +959,7 @@ def _group_jacobian(plan, gi, c, eta_base, win_base, fc, dfc, ex, cw, dcw, r, in
 
 
 # ------------------------------------------------------------------ passes
-@_jit
+@_call
 def _chunk_scratch(plan, tstart, chunk, n):
     """Per-work-item scratch: small per-group vectors and rows as long as the largest
     triplet store of its centres."""
@@ -965,7 +969,7 @@ def _chunk_scratch(plan, tstart, chunk, n):
     return np.empty((5, plan.max_local)), np.empty((4 + 2 * plan.max_lz, cap))
 
 
-@_jit
+@_call
 def _chunk_list(sp_off, chunk, n):
     """Per-work-item list of pair indices as long as the largest pair list of its
     centres."""
@@ -975,7 +979,7 @@ def _chunk_list(sp_off, chunk, n):
     return np.empty(m, dtype=np.int64)
 
 
-@_jit
+@_call
 def _radial_pass(plan, i, c, sp_off, r, u, fc, dfc, buf, g_row, c_row, coef, grad, jr, jr_off,
                  mode):
     """Radial records of centre i: values (mode 0), gradient into ``grad`` (1), or values
