@@ -59,7 +59,6 @@ def committee_force_deviation(forces_members: torch.Tensor) -> torch.Tensor:
     return ((fm - fm.mean(0)) ** 2).sum(-1).mean(0).sqrt()
 
 
-
 @contextmanager
 def one_torch_thread_beside_kernels(descriptor: Descriptor, device: torch.device) -> Iterator[None]:
     """Run PyTorch on one thread while the descriptor's compiled kernels run on the CPU.
@@ -80,6 +79,7 @@ def one_torch_thread_beside_kernels(descriptor: Descriptor, device: torch.device
         yield
     finally:
         torch.set_num_threads(before)
+
 
 class AtomicNetwork(nn.Module):
     """Feed-forward network of one element: features of an atom → its energy (eV).

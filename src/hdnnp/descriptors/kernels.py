@@ -674,16 +674,16 @@ def _enumerate_any(plan, gi, c, i, lo, hi, sp_off, cw, r, u, tidx, tval, slot, l
 
 
 @_jit
-def _compact_triplet(plan, gi, win_base, cw, dcw, tval, t, a, b, fill):
-    """θ (radians; -1 where |cos θ| = 1: no contribution, as in n2p2), r_jk, the first and
-    past-the-last term of the triplet's radial window, and that window at both legs and
-    (narrow) at r_jk with slopes."""
+def _compact_triplet(plan, gi, win_base, cw, dcw, tval, t, a, b):
+    """θ (radians; -1 where |cos θ| = 1: no contribution, as in n2p2) and r_jk of stored
+    triplet t (written to its store), the first and past-the-last term of its radial
+    window, and that window at both legs and (narrow) at r_jk with slopes (the training
+    Jacobian's per-triplet path; the force path does this vectorised in
+    :func:`_compact_values`)."""
     narrow = plan.grp_int[gi, 1]
-    if fill:
-        cs = tval[0, t]
-        tval[2, t] = math.acos(cs) if -1.0 < cs < 1.0 else -1.0
-        tval[1, t] = math.sqrt(tval[1, t]) if narrow else 0.0
-    theta, rjk = tval[2, t], tval[1, t]
+    cs = tval[0, t]
+    theta = tval[2, t] = math.acos(cs) if -1.0 < cs < 1.0 else -1.0
+    rjk = tval[1, t] = math.sqrt(tval[1, t]) if narrow else 0.0
     k = int(tval[3, t])
     col = plan.grp_int[gi, 3] + plan.term_int[k, 0]
     ya, yb, dya, dyb = cw[a, col], cw[b, col], dcw[a, col], dcw[b, col]
@@ -801,8 +801,8 @@ def _compact_gradient(plan, gi, win_base, cw, dcw, r, inv_r, u, tidx, tval, s0, 
 
 
 @_call
-def _group_values(plan, gi, eta_base, win_base, fc, ex, cw, dcw, tidx, tval, slot, n_t, g_row,
-                  a_loc, da_loc, t_buf, dt_buf, work):
+def _group_values(plan, gi, eta_base, win_base, fc, ex, cw, tidx, tval, slot, n_t, g_row,
+                  t_buf, dt_buf, work):
     """Pass 1 of group ``gi``: feature sums over its stored triplets; fills the store."""
     kind = plan.grp_int[gi, 0]
     if kind == AK_GAUSS:
@@ -849,7 +849,7 @@ def _group_coefficients(plan, gi, c_row, coef):
 
 @_call
 def _group_gradient(plan, gi, eta_base, win_base, fc, dfc, cw, dcw, r, inv_r, u, tidx, tval,
-                    slot, n_t, c_row, grad, coef, a_loc, da_loc, t_buf, dt_buf, work):
+                    slot, n_t, c_row, grad, coef, t_buf, dt_buf, work):
     """Pass 2 of group ``gi``: the terms' derivatives contracted with c_row = ∂E/∂G_i, added
     to the pair gradients (flat [3 P]) of its stored triplets."""
     kind = plan.grp_int[gi, 0]
@@ -923,7 +923,7 @@ def _group_jacobian(plan, gi, c, eta_base, win_base, fc, dfc, ex, cw, dcw, r, in
                               u, cs, djk, dra, drb, pe * da_loc[plan.term_int[k, 1]] * fcp)
         elif kind == AK_COMPACT:
             theta, rjk, k, nxt, ya, yb, dya, dyb, yjk, dyjk = _compact_triplet(
-                plan, gi, win_base, cw, dcw, tval, t, a, b, True)
+                plan, gi, win_base, cw, dcw, tval, t, a, b)
             if theta < 0.0 or ya * yb == 0.0 or (yjk == 0.0 and dyjk == 0.0):
                 continue
             dth_dcos = -1.0 / math.sqrt(1.0 - cs * cs)
@@ -1045,8 +1045,7 @@ def features(plan, centre_species, r, u, fc, dfc, ex, cw, dcw, sp_off, tstart, t
                         n_t = _enumerate_any(plan, gi, c, i, lo, hi, sp_off, cw, r, u, tidx,
                                              tval, slot, lst)
                         _group_values(plan, gi, plan.eta_off[c], plan.rwin_off[c], fc, ex, cw,
-                                      dcw, tidx, tval, slot, n_t, g_row, buf[2], buf[3], buf[0],
-                                      buf[1], work)
+                                      tidx, tval, slot, n_t, g_row, buf[0], buf[1], work)
                         tcount[i, kg] = n_t
                         slot += n_t
                         kg += 1
@@ -1079,7 +1078,7 @@ def pair_gradient(plan, centre_species, r, inv_r, u, fc, dfc, ex, cw, dcw, sp_of
                         n_t = tcount[i, kg]
                         _group_gradient(plan, gi, plan.eta_off[c], plan.rwin_off[c], fc, dfc, cw,
                                         dcw, r, inv_r, u, tidx, tval, slot, n_t, c_row, grad,
-                                        coef, buf[2], buf[3], buf[0], buf[1], work)
+                                        coef, buf[0], buf[1], work)
                         slot += n_t
                         kg += 1
 

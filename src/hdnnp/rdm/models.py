@@ -260,13 +260,14 @@ class PCARegressor(_RdmModel):
     def fit_normalisation(self, inputs, rdm, input_pca=None) -> None:
         from hdnnp.rdm.pca import fit_pca
 
-        self._fit_rdm_scale(_np_upper(rdm))
+        feats = _np_upper(rdm)
+        self._fit_rdm_scale(feats)
         pin = input_pca if input_pca is not None else fit_pca(self._in_vectors(np.asarray(inputs)))
         k_in = self.in_basis.shape[0]
         self._set("in_mean", pin.mean)
         self._set("in_basis", pin.components[:k_in])
         self._set("in_std", np.sqrt(np.maximum(pin.variances[:k_in], 1e-30)))
-        target = _np_upper(rdm)
+        target = feats
         if self.input_kind == "uhf_rdm":
             target = target - _np_upper(np.asarray(inputs))
         pout = fit_pca(target)
