@@ -159,3 +159,79 @@ def test_twist_activation_formula():
     expected = 1.7159 * torch.tanh(2 * x / 3) + 0.1 * x
     assert torch.allclose(activation("twist")(x), expected)
     assert torch.allclose(activation("mtanh")(x), 1.7159 * torch.tanh(2 * x / 3))
+
+
+def _committee_of_mixed_networks(seed=3):
+    """A 2-member committee on G2 whose members differ in architecture and use every
+    activation the package knows (hidden layers and output)."""
+    from hdnnp.activations import ACTIVATIONS
+
+    names = list(ACTIVATIONS)
+    members = []
+    for k, (hidden, acts, out_act) in enumerate([((6, 5, 4), names[:3], names[3]),
+                                                 ((5, 7), names[4:6], "linear")]):
+        m = make_model(DESCRIPTORS["G2"](), seed=seed + k)
+        for e in m.elements:
+            from hdnnp.model import AtomicNetwork
+
+            net = AtomicNetwork(m.descriptor.n_features(e), hidden, acts, out_act).double()
+            net.reset_parameters(torch.Generator().manual_seed(seed + 10 * k))
+            with torch.no_grad():
+                net.input_shift.uniform_(-0.5, 0.5)
+                net.output_scale.fill_(0.6 + k)
+                net.output_shift.fill_(0.2 - k)
+            m.networks[e] = net
+        members.append(m)
+    return NeuralNetworkPotential.committee(members)
+
+
+@pytest.mark.parametrize("name", ["linear", "tanh", "sigmoid", "mtanh", "twist", "softplus",
+                                  "relu", "gaussian", "cos", "revlogistic", "exp", "harmonic"])
+def test_network_kernel_matches_autograd_for_every_activation(name):
+    from hdnnp.activations import ACTIVATIONS
+    from hdnnp.model import member_networks
+    from hdnnp.network_kernels import ACTIVATION_CODES, pack_networks
+
+    assert set(ACTIVATION_CODES) == set(ACTIVATIONS)
+    # one layer of it (two would hide a wrong sign of its slope)
+    model = make_model(DESCRIPTORS["G4"](), activation=(name, "tanh"))
+    gen = torch.Generator().manual_seed(5)
+    n, F = 300, model.descriptor.max_features
+    # wide inputs: softplus beyond its ±35 switch, relu on both sides, sigmoid saturated
+    g = torch.randn(n, F, generator=gen, dtype=torch.float64) * 40.0
+    species = torch.randint(0, 2, (n,), generator=gen)
+    packed = pack_networks([member_networks(model.networks[e]) for e in model.elements])
+    e_k, grad_k = packed(g, species, want_grad=True, per_member=False)
+    x = g.clone().requires_grad_(True)
+    e_ref = model.member_atomic_energies(x, species)
+    (grad_ref,) = torch.autograd.grad(e_ref.sum(), x)
+    np.testing.assert_allclose(e_k.numpy(), e_ref.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grad_k[0].numpy(), grad_ref.numpy(), rtol=1e-11, atol=1e-11)
+
+
+def test_network_kernel_gives_the_autograd_committee_and_the_same_bits_on_any_thread_count(
+        monkeypatch):
+    import numba
+
+    model = _committee_of_mixed_networks()
+    atoms = tio2_cluster()
+    batch = build_batch([atoms, rutile(seed=2)], model.elements, model.cutoff)
+    kw = dict(forces=True, member_forces=True, atomic_virials=True)
+    out = model(batch, **kw)
+    stress = model(batch, forces=True, stress=True)
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        one = model(batch, **kw)
+    finally:
+        numba.set_num_threads(before)
+    for key in ("energy", "forces", "forces_members", "virials"):
+        assert torch.equal(out[key], one[key]), key
+    monkeypatch.setattr(NeuralNetworkPotential, "_packed_networks", lambda self, device: None)
+    ref = model(batch, **kw)
+    ref_stress = model(batch, forces=True, stress=True)
+    for key in ("energy", "energies", "energy_members", "forces", "forces_members", "virials"):
+        np.testing.assert_allclose(out[key].detach().numpy(), ref[key].detach().numpy(),
+                                   rtol=1e-12, atol=1e-12, err_msg=key)
+    np.testing.assert_allclose(stress["virial"].numpy(), ref_stress["virial"].numpy(),
+                               rtol=1e-12, atol=1e-12)

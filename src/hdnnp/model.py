@@ -40,6 +40,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -48,6 +49,9 @@ from hdnnp.activations import activation, canonical_activation
 from hdnnp.descriptors.engine import Descriptor, accumulate_pair_gradient, batch_pair_vectors
 from hdnnp.errors import HdnnpError
 from hdnnp.neighbours import StructureBatch
+
+if TYPE_CHECKING:
+    from hdnnp.network_kernels import PackedNetworks
 
 
 def committee_force_deviation(forces_members: torch.Tensor) -> torch.Tensor:
@@ -225,6 +229,10 @@ class NeuralNetworkPotential(nn.Module):
             raise HdnnpError(f"committee sizes differ between elements: {sorted(sizes)}")
         self.metadata: dict = {}
         self.to(dtype)
+        if descriptor.uses_kernels(torch.device("cpu")):
+            from hdnnp.network_kernels import warm_up  # Numba loads with the kernels
+
+            warm_up()
 
     # ------------------------------------------------------------- committee
     @property
@@ -347,33 +355,27 @@ class NeuralNetworkPotential(nn.Module):
         virial = torch.zeros(batch.n_structures, 3, 3, **f64) if stress else None
         at_vir = torch.zeros(n, 3, 3, **f64) if atomic_virials else None
         vectors = batch_pair_vectors(batch)
+        packed = self._packed_networks(device)
+        want_mean = member_forces and (stress or atomic_virials)
         with one_torch_thread_beside_kernels(self.descriptor, device):
             for block in self.descriptor.evaluate(batch, vectors):
                 c, p = block.centres, block.pairs
                 g = block.features.to(wdtype)
                 feats[c] = g
-                with torch.enable_grad():
-                    g.requires_grad_(need_grad)
-                    e_b = self.member_atomic_energies(g, batch.species[c])
-                    e_members[:, c] = e_b.detach().to(torch.float64)
-                    if not need_grad:
-                        continue
-                    targets = list(e_b) if member_forces else [e_b.mean(0)]
-                    keep = member_forces and (stress or atomic_virials)
-                    for k, e in enumerate(targets):
-                        (de_dg,) = torch.autograd.grad(e.sum(), g,
-                                                       retain_graph=keep or k < n_sets - 1)
-                        de_dd = block.pair_gradient(de_dg).to(**f64)
-                        want_v = stress and k == 0 and not member_forces
-                        accumulate_pair_gradient(
-                            de_dd, batch.centers[p], batch.neighbours[p], f_sets[k],
-                            vectors[p].to(torch.float64), batch.structure_index[batch.centers[p]],
-                            virial if want_v else None,
-                            at_vir if atomic_virials and not member_forces else None)
-                if member_forces and (stress or atomic_virials):
-                    # the committee's virial is the members' mean: one more pass with the mean
-                    (de_dg,) = torch.autograd.grad(e_b.mean(0).sum(), g)
+                e_b, gradient_sets, mean_gradient = self._block_energies_and_gradients(
+                    g, batch.species[c], need_grad, member_forces, want_mean, packed)
+                e_members[:, c] = e_b.to(torch.float64)
+                for k, de_dg in enumerate(gradient_sets):
                     de_dd = block.pair_gradient(de_dg).to(**f64)
+                    want_v = stress and k == 0 and not member_forces
+                    accumulate_pair_gradient(
+                        de_dd, batch.centers[p], batch.neighbours[p], f_sets[k],
+                        vectors[p].to(torch.float64), batch.structure_index[batch.centers[p]],
+                        virial if want_v else None,
+                        at_vir if atomic_virials and not member_forces else None)
+                if mean_gradient is not None:
+                    # the committee's virial is the members' mean: one more pass with the mean
+                    de_dd = block.pair_gradient(mean_gradient).to(**f64)
                     accumulate_pair_gradient(
                         de_dd, batch.centers[p], batch.neighbours[p], torch.zeros(n, 3, **f64),
                         vectors[p].to(torch.float64), batch.structure_index[batch.centers[p]],
@@ -399,6 +401,40 @@ class NeuralNetworkPotential(nn.Module):
         if atomic_virials:
             out["virials"] = at_vir
         return out
+
+    def _packed_networks(self, device: torch.device) -> PackedNetworks | None:
+        """The networks packed for the compiled kernel (:mod:`hdnnp.network_kernels`) when
+        the descriptor runs on the CPU kernels and every network is float64 there."""
+        if not self.descriptor.uses_kernels(device):
+            return None
+        from hdnnp.network_kernels import pack_networks  # Numba loads with the kernels
+
+        return pack_networks([member_networks(self.networks[e]) for e in self.elements])
+
+    def _block_energies_and_gradients(self, g: torch.Tensor, species: torch.Tensor,
+                                      need_grad: bool, member_forces: bool, want_mean: bool,
+                                      packed: PackedNetworks | None
+                                      ) -> tuple[torch.Tensor, list[torch.Tensor],
+                                                 torch.Tensor | None]:
+        """Members' atomic energies [K, n] of one block, the feature gradients ∂E/∂G
+        [n, F] to contract (every member's with ``member_forces``, else the mean's) and,
+        with ``want_mean``, also the mean's; by the network kernel or by autograd."""
+        if packed is not None:
+            e_b, grads = packed(g, species, need_grad, member_forces)
+            if not need_grad:
+                return e_b, [], None
+            return e_b, list(grads), grads.mean(0) if want_mean else None
+        with torch.enable_grad():
+            g = g.detach().requires_grad_(need_grad)
+            e_b = self.member_atomic_energies(g, species)
+            if not need_grad:
+                return e_b.detach(), [], None
+            targets = list(e_b) if member_forces else [e_b.mean(0)]
+            if want_mean:
+                targets.append(e_b.mean(0))
+            grads = [torch.autograd.grad(t.sum(), g, retain_graph=i < len(targets) - 1)[0]
+                     for i, t in enumerate(targets)]
+        return e_b.detach(), grads, grads.pop() if want_mean else None
 
     @staticmethod
     def _stress(out: dict, batch: StructureBatch, virial: torch.Tensor) -> None:

@@ -300,32 +300,39 @@ def _warm_up_kernels(descriptor: Descriptor) -> None:
 
 
 class TripletStore:
-    """The triplet store of a sequence of blocks, allocated once and reused.
+    """The triplet store and pair caches of a sequence of blocks, allocated once and reused.
 
-    A block's store is ~10⁶ slots × (8 B + 8 B × rows), tens of MB: allocated afresh for
-    every block it is returned to the system and faulted in again, which cost ~15 % of an
-    8640-atom water call (0.28 s of page faults for 38 blocks).  Blocks of one
-    :meth:`Descriptor.evaluate` are used one after another, so they share one store; a
-    block whose store was handed on can no longer compute its pair gradient (it says so).
+    A block's store is ~10⁶ slots × (8 B + 8 B × rows), tens of MB, and its pair caches a
+    few MB: allocated afresh for every block they are returned to the system and faulted
+    in again, which cost ~15 % of an 8640-atom water call (0.28 s of page faults for 38
+    blocks).  Blocks of one :meth:`Descriptor.evaluate` are used one after another, so
+    they share one store; a block whose store was handed on can no longer compute its
+    pair gradient (it says so).
     """
 
     def __init__(self) -> None:
-        self._tidx = np.empty(0, dtype=np.int32)
-        self._tval = np.empty(0)
+        self._buffers: dict[str, np.ndarray] = {}
         self._owner: KernelBlock | None = None
 
-    def take(self, owner: KernelBlock, slots: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
-        """(tidx [2, slots], tval [rows, slots]) for ``owner``: C-contiguous views of the
-        front of flat buffers (the kernels are compiled for contiguous arrays)."""
+    def claim(self, owner: KernelBlock) -> None:
+        """Hand the store to ``owner``, releasing the block that held it."""
         if self._owner is not None and self._owner is not owner:
             self._owner.release()
         self._owner = owner
-        if self._tidx.size < 2 * slots:
-            self._tidx = np.empty(2 * slots, dtype=np.int32)
-        if self._tval.size < rows * slots:
-            self._tval = np.empty(rows * slots)
-        return (self._tidx[:2 * slots].reshape(2, slots),
-                self._tval[:rows * slots].reshape(rows, slots))
+
+    def array(self, name: str, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
+        """A C-contiguous view of ``shape`` at the front of the reused buffer ``name``
+        (the kernels are compiled for contiguous arrays); contents undefined."""
+        size = int(np.prod(shape))
+        buf = self._buffers.get(name)
+        if buf is None or buf.size < size or buf.dtype != dtype:
+            buf = self._buffers[name] = np.empty(max(size, 1), dtype=dtype)
+        return buf[:size].reshape(shape)
+
+    def take(self, owner: KernelBlock, slots: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """(tidx [2, slots], tval [rows, slots]) for ``owner``."""
+        self.claim(owner)
+        return self.array("tidx", (2, slots), np.int32), self.array("tval", (rows, slots))
 
 
 class KernelBlock(DescriptorBlock):
@@ -333,24 +340,30 @@ class KernelBlock(DescriptorBlock):
 
     def __init__(self, descriptor: Descriptor, batch: StructureBatch, vectors: np.ndarray,
                  offsets: np.ndarray, i0: int, i1: int, jacobian: bool = False,
-                 store: TripletStore | None = None):
+                 store: TripletStore | None = None,
+                 neighbour_species: np.ndarray | None = None):
         from hdnnp.descriptors import kernels
 
         plan, layout = descriptor.plan, descriptor.layout
         p0, p1 = int(offsets[i0]), int(offsets[i1])
         self.centres, self.pairs = slice(i0, i1), slice(p0, p1)
         self._plan = plan
-        self._species = np.ascontiguousarray(batch.species[i0:i1].numpy())
-        self._nspec = np.ascontiguousarray(batch.species[batch.neighbours[p0:p1]].numpy())
+        store = store or TripletStore()
+        store.claim(self)
+        species = batch.species.numpy()
+        self._species = np.ascontiguousarray(species[i0:i1])
+        if neighbour_species is None:  # the neighbours' element indices, pair by pair
+            neighbour_species = species[batch.neighbours.numpy()]
+        self._nspec = np.ascontiguousarray(neighbour_species[p0:p1])
         vec = np.ascontiguousarray(vectors[p0:p1])
         off = np.ascontiguousarray(offsets[i0:i1 + 1] - p0)
         n, p = i1 - i0, p1 - p0
         S = plan.n_species
-        self.r, self.inv_r = np.empty(p), np.empty(p)
-        self.u = np.empty((p, 3))
-        self.fc, self.dfc = np.empty((p, layout.n_cutoffs)), np.empty((p, layout.n_cutoffs))
-        self.ex = np.empty((p, layout.n_etas))
-        self.cw, self.dcw = np.empty((p, layout.n_windows)), np.empty((p, layout.n_windows))
+        a = store.array
+        self.r, self.inv_r, self.u = a("r", (p,)), a("inv_r", (p,)), a("u", (p, 3))
+        self.fc, self.dfc = a("fc", (p, layout.n_cutoffs)), a("dfc", (p, layout.n_cutoffs))
+        self.ex = a("ex", (p, layout.n_etas))
+        self.cw, self.dcw = a("cw", (p, layout.n_windows)), a("dcw", (p, layout.n_windows))
         self.sp_off = np.empty((n, S + 1), dtype=np.int64)
         capacity = np.empty(n, dtype=np.int64)
         kernels.pair_cache(plan, self._species, off, vec, self._nspec, self.r, self.inv_r, self.u,
@@ -358,8 +371,7 @@ class KernelBlock(DescriptorBlock):
         self.tstart = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(capacity, out=self.tstart[1:])
         slots = int(self.tstart[-1])
-        self.tidx, self.tval = (store or TripletStore()).take(self, slots,
-                                                              4 + layout.max_group_etas)
+        self.tidx, self.tval = store.take(self, slots, 4 + layout.max_group_etas)
         self.tcount = np.zeros((n, max(1, layout.groups_per_element)), dtype=np.int64)
         g = np.zeros((n, plan.n_features))
         if jacobian:
@@ -386,7 +398,7 @@ class KernelBlock(DescriptorBlock):
 
     def release(self) -> None:
         """Free the triplet store and pair caches."""
-        for name in ("tidx", "tval", "ex", "cw", "dcw", "fc", "dfc"):
+        for name in ("tidx", "tval", "r", "inv_r", "u", "ex", "cw", "dcw", "fc", "dfc"):
             setattr(self, name, None)
 
     def _jacobian(self, descriptor: Descriptor, g: np.ndarray):
@@ -514,9 +526,11 @@ class Descriptor(torch.nn.Module):
         kernels_ok = self.uses_kernels(vectors.device)
         store = TripletStore()
         vec64 = vectors.to(torch.float64).numpy() if kernels_ok else None
+        nspec = batch.species.numpy()[batch.neighbours.numpy()] if kernels_ok else None
         for i0, i1 in centre_blocks(offsets, budget, self.layout.max_groups_per_pair):
             if kernels_ok:
-                yield KernelBlock(self, batch, vec64, offsets, i0, i1, store=store)
+                yield KernelBlock(self, batch, vec64, offsets, i0, i1, store=store,
+                                  neighbour_species=nspec)
             else:
                 from hdnnp.descriptors.tensor import TensorBlock
 
@@ -552,8 +566,10 @@ class Descriptor(torch.nn.Module):
         parts = {k: [] for k in ("key", "has_r", "has_v", "jr", "jv", "lr", "lv")}
         g = torch.zeros(cpu.n_total_atoms, self.max_features, dtype=torch.float64)
         store = TripletStore()
+        nspec = cpu.species.numpy()[cpu.neighbours.numpy()]
         for i0, i1 in centre_blocks(offsets, BLOCK_TRIPLETS, self.layout.max_groups_per_pair):
-            blk = KernelBlock(self, cpu, vectors, offsets, i0, i1, jacobian=True, store=store)
+            blk = KernelBlock(self, cpu, vectors, offsets, i0, i1, jacobian=True, store=store,
+                              neighbour_species=nspec)
             g[i0:i1] = blk.features
             j = blk.jacobian
             for k in ("key", "has_r", "has_v", "jr", "jv"):
