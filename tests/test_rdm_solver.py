@@ -91,6 +91,34 @@ def test_one_body_density_matrix_properties_on_the_paper_grid():
         e["kinetic"], abs=1e-14)
 
 
+@pytest.mark.parametrize("stencil", [3, 5, 7])
+@pytest.mark.parametrize("index", [0, 3])
+def test_ground_state_matches_the_papers_own_code_idea(index, stencil, capsys):
+    """The paper's code iDEA (``iDEA-latest``, a test-only dependency installed without
+    its notebook dependencies) on the full N² space of a paper system: same total energy,
+    density, 1-RDM and kinetic energy to rounding."""
+    idea = pytest.importorskip("iDEA", reason="iDEA-latest is not installed (the README's "
+                               "test command installs it: pip install --no-deps "
+                               "iDEA-latest==1.1.0)")
+    import iDEA.methods.interacting
+    import iDEA.methods.non_interacting
+    import iDEA.observables
+
+    v, grid = _paper_system(index, Grid(62, 15.0, stencil))
+    system = idea.system.System(grid.x, v, idea.interactions.softened_interaction(grid.x),
+                                "ud", stencil=stencil)
+    state = iDEA.methods.interacting.solve(system, k=0)
+    ours = solve_ground_state(v, grid)
+    rdm = iDEA.observables.density_matrix(system, state=state)
+    kinetic_matrix = iDEA.methods.non_interacting.kinetic_energy_operator(system)
+    assert ours.energy == pytest.approx(state.energy, rel=1e-12)
+    assert np.max(np.abs(ours.density - iDEA.observables.density(system, state=state))) < 1e-12
+    assert np.max(np.abs(ours.rdm - rdm)) < 1e-11
+    assert ours.energies()["kinetic"] == pytest.approx(
+        float(np.sum(kinetic_matrix * rdm.T) * grid.dx), rel=1e-12)
+    capsys.readouterr()  # iDEA prints its progress
+
+
 def test_uhf_is_variational_and_restricted_for_a_single_well():
     v, grid = _paper_system(0)
     exact = solve_ground_state(v, grid)
