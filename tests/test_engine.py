@@ -209,3 +209,24 @@ def test_blocks_share_one_triplet_store_and_a_handed_on_block_says_so():
     np.testing.assert_array_equal(alone.pair_gradient(torch.ones_like(alone.features)),
                                   first_grad)
     assert float(first_grad.abs().max()) > 0.0
+
+
+def test_single_kernel_blocks_give_the_same_bits_in_any_block_size(monkeypatch):
+    """Energy + forces on the CPU run features, networks and pair gradient in one kernel
+    per block (hdnnp.network_kernels), without a triplet store; the block size must not
+    change a bit, and such blocks refuse the two-pass pair gradient."""
+    from hdnnp.descriptors import engine
+
+    make, structures = DESCRIPTORS["n2p2-cut1"]
+    model = model_for(make(), seed=4)
+    batch = build_batch([structures["periodic"]().repeat((2, 2, 2))], model.elements,
+                        model.cutoff)
+    whole = model(batch, forces=True, stress=True)
+    monkeypatch.setattr(engine, "BLOCK_TRIPLETS_WITHOUT_STORE", 2000.0)
+    assert len(list(model.descriptor.evaluate(batch, first_pass=False))) > 3
+    split = model(batch, forces=True, stress=True)
+    for key in ("energy", "forces", "virial", "features"):
+        np.testing.assert_array_equal(whole[key].numpy(), split[key].numpy(), err_msg=key)
+    block = next(model.descriptor.evaluate(batch, first_pass=False))
+    with pytest.raises(RuntimeError, match="without its first pass"):
+        block.pair_gradient(torch.ones(1, 1))

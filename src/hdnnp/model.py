@@ -357,9 +357,22 @@ class NeuralNetworkPotential(nn.Module):
         vectors = batch_pair_vectors(batch)
         packed = self._packed_networks(device)
         want_mean = member_forces and (stress or atomic_virials)
+        # one gradient set on the CPU kernels: features, networks and pair gradient in one
+        # kernel, centre by centre (hdnnp.network_kernels)
+        fused = packed is not None and need_grad and not member_forces
         with one_torch_thread_beside_kernels(self.descriptor, device):
-            for block in self.descriptor.evaluate(batch, vectors):
+            for block in self.descriptor.evaluate(batch, vectors, first_pass=not fused):
                 c, p = block.centres, block.pairs
+                if fused:
+                    e_b, de_dd = packed.block_forces(block)
+                    feats[c] = block.features
+                    e_members[:, c] = e_b
+                    accumulate_pair_gradient(
+                        de_dd, batch.centers[p], batch.neighbours[p], f_sets[0],
+                        vectors[p].to(torch.float64), batch.structure_index[batch.centers[p]],
+                        virial, at_vir)
+                    block.release()
+                    continue
                 g = block.features.to(wdtype)
                 feats[c] = g
                 e_b, gradient_sets, mean_gradient = self._block_energies_and_gradients(

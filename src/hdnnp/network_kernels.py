@@ -39,6 +39,8 @@ import numba as nb
 import numpy as np
 import torch
 
+from hdnnp.descriptors import kernels as dk
+
 #: activation codes of the kernel (the order of :data:`hdnnp.activations.ACTIVATIONS`)
 ACTIVATION_CODES = {name: code for code, name in enumerate(
     ("linear", "tanh", "sigmoid", "mtanh", "twist", "softplus", "relu", "gaussian", "cos",
@@ -89,64 +91,144 @@ def _activate(code: int, z: float) -> tuple[float, float]:
     return z * z, 2.0 * z
 
 
+@nb.njit(cache=True)
+def _atom_network(g_row, s, params, layers, nets, per_member, want_grad, x, slope, up, down,
+                  energies, a, gradients):
+    """Atom ``a`` (element ``s``, features ``g_row``): every member's energy into
+    ``energies[k, a]`` and, with ``want_grad``, ∂E/∂G added to ``gradients[k or 0, a]``.
+
+    ``nets[s, k]`` = (first layer row, layer count, input count, offset of μ, offset of σ,
+    offset of (s, t)) in ``params``; ``layers[l]`` = (offset of W, offset of b, inputs,
+    outputs, activation code); W is stored row-major [outputs, inputs].  ``x``, ``slope``
+    [layers (+1), width] and ``up``, ``down`` [width] are scratch.
+    """
+    K = nets.shape[1]
+    for k in range(K):
+        first, count, n_in = nets[s, k, 0], nets[s, k, 1], nets[s, k, 2]
+        mu, sigma, st = nets[s, k, 3], nets[s, k, 4], nets[s, k, 5]
+        for f in range(n_in):
+            x[0, f] = (g_row[f] - params[mu + f]) * params[sigma + f]
+        for li in range(count):
+            w, b = layers[first + li, 0], layers[first + li, 1]
+            n_i, n_o = layers[first + li, 2], layers[first + li, 3]
+            code = layers[first + li, 4]
+            for o in range(n_o):
+                z = params[b + o]
+                row = w + o * n_i
+                for i in range(n_i):
+                    z += params[row + i] * x[li, i]
+                x[li + 1, o], slope[li, o] = _activate(code, z)
+        energies[k, a] = x[count, 0] * params[st] + params[st + 1]
+        if not want_grad:
+            continue
+        # reverse pass: up = dE/dx_l, from the output down to the inputs
+        up[0] = params[st] / K if not per_member else params[st]
+        for li in range(count - 1, -1, -1):
+            w = layers[first + li, 0]
+            n_i, n_o = layers[first + li, 2], layers[first + li, 3]
+            for i in range(n_i):
+                down[i] = 0.0
+            for o in range(n_o):
+                d = up[o] * slope[li, o]
+                row = w + o * n_i
+                for i in range(n_i):
+                    down[i] += params[row + i] * d
+            for i in range(n_i):
+                up[i] = down[i]
+        kg = k if per_member else 0
+        for f in range(n_in):
+            gradients[kg, a, f] += up[f] * params[sigma + f]
+
+
+@nb.njit(cache=True)
+def _max_layers(nets):
+    m = 0
+    for s in range(nets.shape[0]):
+        for k in range(nets.shape[1]):
+            m = max(m, nets[s, k, 1])
+    return m
+
+
 @nb.njit(cache=True, parallel=True)
 def _networks(g, species, params, layers, nets, per_member, want_grad, width, energies,
               gradients):
     """Energies [K, n] and feature gradients [Kg, n, F] (Kg = K per member, else 1: the
-    gradient of the members' mean) of atoms with features ``g`` [n, F].
-
-    ``nets[s, k]`` = (first layer row, layer count, input count, offset of μ, offset of σ,
-    offset of (s, t)) in ``params``; ``layers[l]`` = (offset of W, offset of b, inputs,
-    outputs, activation code); W is stored row-major [outputs, inputs].
-    """
+    gradient of the members' mean, zeroed by the caller) of atoms with features ``g``."""
     n = g.shape[0]
-    K = nets.shape[1]
-    max_layers = 0
-    for s in range(nets.shape[0]):
-        for k in range(K):
-            max_layers = max(max_layers, nets[s, k, 1])
+    depth = _max_layers(nets)
     for chunk in nb.prange((n + _CHUNK - 1) // _CHUNK):
-        x = np.empty((max_layers + 1, width))
-        slope = np.empty((max_layers, width))
-        up = np.empty(width)
-        down = np.empty(width)
+        x, slope = np.empty((depth + 1, width)), np.empty((depth, width))
+        up, down = np.empty(width), np.empty(width)
         for a in range(chunk * _CHUNK, min(n, (chunk + 1) * _CHUNK)):
-            s = species[a]
-            for k in range(K):
-                first, count, n_in = nets[s, k, 0], nets[s, k, 1], nets[s, k, 2]
-                mu, sigma, st = nets[s, k, 3], nets[s, k, 4], nets[s, k, 5]
-                for f in range(n_in):
-                    x[0, f] = (g[a, f] - params[mu + f]) * params[sigma + f]
-                for li in range(count):
-                    w, b = layers[first + li, 0], layers[first + li, 1]
-                    n_i, n_o = layers[first + li, 2], layers[first + li, 3]
-                    code = layers[first + li, 4]
-                    for o in range(n_o):
-                        z = params[b + o]
-                        row = w + o * n_i
-                        for i in range(n_i):
-                            z += params[row + i] * x[li, i]
-                        x[li + 1, o], slope[li, o] = _activate(code, z)
-                energies[k, a] = x[count, 0] * params[st] + params[st + 1]
-                if not want_grad:
-                    continue
-                # reverse pass: up = dE/dx_l, from the output down to the inputs
-                up[0] = params[st] / K if not per_member else params[st]
-                for li in range(count - 1, -1, -1):
-                    w = layers[first + li, 0]
-                    n_i, n_o = layers[first + li, 2], layers[first + li, 3]
-                    for i in range(n_i):
-                        down[i] = 0.0
-                    for o in range(n_o):
-                        d = up[o] * slope[li, o]
-                        row = w + o * n_i
-                        for i in range(n_i):
-                            down[i] += params[row + i] * d
-                    for i in range(n_i):
-                        up[i] = down[i]
-                kg = k if per_member else 0
-                for f in range(n_in):
-                    gradients[kg, a, f] += up[f] * params[sigma + f]
+            _atom_network(g[a], species[a], params, layers, nets, per_member, want_grad, x,
+                          slope, up, down, energies, a, gradients)
+
+
+@nb.njit(cache=True, fastmath=dk._FM, parallel=True)
+def _fused_forces(plan, centre_species, r, inv_r, u, fc, dfc, ex, cw, dcw, sp_off, tstart, rows,
+                  n_groups, params, layers, nets, width, g, energies, de_dg, grad):
+    """Features, networks and pair gradient of one block, centre by centre.
+
+    For each centre: pass 1 of the descriptor kernels (:func:`hdnnp.descriptors.kernels.
+    features`) into a triplet store of that centre alone, the networks
+    (:func:`_atom_network`, gradient of the members' mean), then pass 2
+    (:func:`~hdnnp.descriptors.kernels.pair_gradient`) while the centre's triplets are
+    still in the core's cache.  The two-pass path streams a block's whole store (tens of
+    MB, beyond the last-level cache) out to memory and back, which is what limited its
+    scaling to two threads.  ``g`` [n, F] and ``de_dg`` [1, n, F] zeroed by the caller,
+    ``energies`` [K, n], ``grad`` flat [3 P] overwritten.
+    """
+    n = centre_species.shape[0]
+    ns = plan.n_species
+    no_f = np.zeros(0)
+    no_i = np.zeros(0, dtype=np.int64)
+    depth = _max_layers(nets)
+    for chunk in nb.prange((n + dk.CHUNK - 1) // dk.CHUNK):
+        buf, work = dk._chunk_scratch(plan, tstart, chunk, n)
+        lst = dk._chunk_list(sp_off, chunk, n)
+        tidx = np.empty((2, work.shape[1]), dtype=np.int32)
+        tval = np.empty((rows, work.shape[1]))
+        counts = np.empty(max(1, n_groups), dtype=np.int64)
+        coef = np.empty(plan.max_local)
+        x, slope = np.empty((depth + 1, width)), np.empty((depth, width))
+        up, down = np.empty(width), np.empty(width)
+        for i in range(chunk * dk.CHUNK, min(n, (chunk + 1) * dk.CHUNK)):
+            c = centre_species[i]
+            g_row = g[i]
+            dk._radial_pass(plan, i, c, sp_off, r, u, fc, dfc, buf, g_row, no_f, no_f, no_f,
+                            no_f, no_i, 0)
+            slot = 0
+            kg = 0
+            for lo in range(ns):
+                for hi in range(lo, ns):
+                    key = (c * ns + lo) * ns + hi
+                    for gi in range(plan.ang_off[key], plan.ang_off[key + 1]):
+                        n_t = dk._enumerate_any(plan, gi, c, i, lo, hi, sp_off, cw, r, u, tidx,
+                                                tval, slot, lst)
+                        dk._group_values(plan, gi, plan.eta_off[c], plan.rwin_off[c], fc, ex, cw,
+                                         tidx, tval, slot, n_t, g_row, buf[0], buf[1], work)
+                        counts[kg] = n_t
+                        slot += n_t
+                        kg += 1
+            _atom_network(g_row, c, params, layers, nets, False, True, x, slope, up, down,
+                          energies, i, de_dg)
+            c_row = de_dg[0, i]
+            for p in range(3 * sp_off[i, 0], 3 * sp_off[i, ns]):
+                grad[p] = 0.0
+            dk._radial_pass(plan, i, c, sp_off, r, u, fc, dfc, buf, no_f, c_row, coef, grad,
+                            no_f, no_i, 1)
+            slot = 0
+            kg = 0
+            for lo in range(ns):
+                for hi in range(lo, ns):
+                    key = (c * ns + lo) * ns + hi
+                    for gi in range(plan.ang_off[key], plan.ang_off[key + 1]):
+                        n_t = counts[kg]
+                        dk._group_gradient(plan, gi, plan.eta_off[c], plan.rwin_off[c], fc, dfc,
+                                           cw, dcw, r, inv_r, u, tidx, tval, slot, n_t, c_row,
+                                           grad, coef, buf[0], buf[1], work)
+                        slot += n_t
+                        kg += 1
 
 
 @dataclass
@@ -170,6 +252,23 @@ class PackedNetworks:
         _networks(gn, np.ascontiguousarray(species.numpy()), self.params, self.layers,
                   self.nets, per_member, want_grad, self.width, energies, grads)
         return torch.from_numpy(energies), torch.from_numpy(grads) if want_grad else None
+
+    def block_forces(self, block) -> tuple[torch.Tensor, torch.Tensor]:
+        """(members' energies [K, n], ∂E/∂d_p [P, 3] of the members' mean) of a
+        :class:`~hdnnp.descriptors.engine.KernelBlock` made without its first pass
+        (``features=False``), centre by centre (:func:`_fused_forces`); sets the block's
+        ``features``."""
+        n, F = block.sp_off.shape[0], block.n_features
+        g = np.zeros((n, F))
+        energies = np.empty((self.members, n))
+        de_dg = np.zeros((1, n, F))
+        grad = np.empty(3 * block.r.shape[0])
+        _fused_forces(block.plan, block.centre_species, block.r, block.inv_r, block.u,
+                      block.fc, block.dfc, block.ex, block.cw, block.dcw, block.sp_off,
+                      block.tstart, block.store_rows, block.n_groups, self.params, self.layers,
+                      self.nets, self.width, g, energies, de_dg, grad)
+        block.features = torch.from_numpy(g)
+        return torch.from_numpy(energies), torch.from_numpy(grad.reshape(-1, 3))
 
 
 def pack_networks(networks: list[list]) -> PackedNetworks | None:
