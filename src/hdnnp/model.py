@@ -229,10 +229,10 @@ class NeuralNetworkPotential(nn.Module):
             raise HdnnpError(f"committee sizes differ between elements: {sorted(sizes)}")
         self.metadata: dict = {}
         self.to(dtype)
-        if descriptor.uses_kernels(torch.device("cpu")):
+        if dtype == torch.float64 and descriptor.uses_kernels(torch.device("cpu")):
             from hdnnp.network_kernels import warm_up  # Numba loads with the kernels
 
-            warm_up()
+            warm_up(self)
 
     # ------------------------------------------------------------- committee
     @property

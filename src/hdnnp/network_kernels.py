@@ -49,6 +49,7 @@ ACTIVATION_CODES = {name: code for code, name in enumerate(
 _MTANH_A, _MTANH_B = 1.7159, 2.0 / 3.0
 _SOFTPLUS_LIMIT = 35.0  # n2p2's EXP_LIMIT (see hdnnp.activations)
 _CHUNK = 16
+PARTS_PER_THREAD = 8
 
 
 @nb.njit(cache=True, inline="always")
@@ -166,7 +167,7 @@ def _networks(g, species, params, layers, nets, per_member, want_grad, width, en
 
 @nb.njit(cache=True, fastmath=dk._FM, parallel=True)
 def _fused_forces(plan, centre_species, r, inv_r, u, fc, dfc, ex, cw, dcw, sp_off, tstart, rows,
-                  n_groups, params, layers, nets, width, g, energies, de_dg, grad):
+                  n_groups, params, layers, nets, width, bounds, g, energies, de_dg, grad):
     """Features, networks and pair gradient of one block, centre by centre.
 
     For each centre: pass 1 of the descriptor kernels (:func:`hdnnp.descriptors.kernels.
@@ -183,16 +184,26 @@ def _fused_forces(plan, centre_species, r, inv_r, u, fc, dfc, ex, cw, dcw, sp_of
     no_f = np.zeros(0)
     no_i = np.zeros(0, dtype=np.int64)
     depth = _max_layers(nets)
-    for chunk in nb.prange((n + dk.CHUNK - 1) // dk.CHUNK):
-        buf, work = dk._chunk_scratch(plan, tstart, chunk, n)
-        lst = dk._chunk_list(sp_off, chunk, n)
-        tidx = np.empty((2, work.shape[1]), dtype=np.int32)
-        tval = np.empty((rows, work.shape[1]))
-        counts = np.empty(max(1, n_groups), dtype=np.int64)
-        coef = np.empty(plan.max_local)
-        x, slope = np.empty((depth + 1, width)), np.empty((depth, width))
-        up, down = np.empty(width), np.empty(width)
-        for i in range(chunk * dk.CHUNK, min(n, (chunk + 1) * dk.CHUNK)):
+    # scratch per part, allocated once per call: allocating it per work item (as the
+    # two-pass kernels do) made every item malloc and page-fault a few hundred kB.  The
+    # parts are contiguous runs of centres of about equal triplet counts (``bounds``),
+    # one per thread.
+    cap, m = 1, 1
+    for i in range(n):
+        cap = max(cap, tstart[i + 1] - tstart[i])
+        m = max(m, sp_off[i, ns] - sp_off[i, 0])
+    nt = bounds.shape[0] - 1
+    bufs, works = np.empty((nt, 5, plan.max_local)), np.empty((nt, 4 + 2 * plan.max_lz, cap))
+    lsts = np.empty((nt, m), dtype=np.int64)
+    tidxs, tvals = np.empty((nt, 2, cap), dtype=np.int32), np.empty((nt, rows, cap))
+    countss = np.empty((nt, max(1, n_groups)), dtype=np.int64)
+    coefs = np.empty((nt, plan.max_local))
+    xs, slopes = np.empty((nt, depth + 1, width)), np.empty((nt, depth, width))
+    ups, downs = np.empty((nt, width)), np.empty((nt, width))
+    for t in nb.prange(nt):
+        buf, work, lst, tidx, tval = bufs[t], works[t], lsts[t], tidxs[t], tvals[t]
+        counts, coef, x, slope, up, down = countss[t], coefs[t], xs[t], slopes[t], ups[t], downs[t]
+        for i in range(bounds[t], bounds[t + 1]):
             c = centre_species[i]
             g_row = g[i]
             dk._radial_pass(plan, i, c, sp_off, r, u, fc, dfc, buf, g_row, no_f, no_f, no_f,
@@ -263,10 +274,19 @@ class PackedNetworks:
         energies = np.empty((self.members, n))
         de_dg = np.zeros((1, n, F))
         grad = np.empty(3 * block.r.shape[0])
-        _fused_forces(block.plan, block.centre_species, block.r, block.inv_r, block.u,
-                      block.fc, block.dfc, block.ex, block.cw, block.dcw, block.sp_off,
-                      block.tstart, block.store_rows, block.n_groups, self.params, self.layers,
-                      self.nets, self.width, g, energies, de_dg, grad)
+        # one part per thread, cut where the triplet capacity (the work) is split evenly
+        parts = max(1, min(PARTS_PER_THREAD * nb.get_num_threads(), n))
+        work = block.tstart + np.arange(n + 1)
+        bounds = np.searchsorted(work, np.linspace(0, work[-1], parts + 1)).astype(np.int64)
+        bounds[0], bounds[-1] = 0, n
+        before = nb.set_parallel_chunksize(1)  # parts handed out one by one, as threads free
+        try:
+            _fused_forces(block.plan, block.centre_species, block.r, block.inv_r, block.u,
+                          block.fc, block.dfc, block.ex, block.cw, block.dcw, block.sp_off,
+                          block.tstart, block.store_rows, block.n_groups, self.params,
+                          self.layers, self.nets, self.width, bounds, g, energies, de_dg, grad)
+        finally:
+            nb.set_parallel_chunksize(before)
         block.features = torch.from_numpy(g)
         return torch.from_numpy(energies), torch.from_numpy(grad.reshape(-1, 3))
 
@@ -311,16 +331,15 @@ def pack_networks(networks: list[list]) -> PackedNetworks | None:
 _WARM = False
 
 
-def warm_up() -> None:
-    """Load the compiled kernel once per process (from Numba's on-disk cache) on a
-    one-atom linear network, so that the first energy call does not pay for it (see
-    :func:`hdnnp.descriptors.engine._warm_up_kernels`)."""
+def warm_up(model) -> None:
+    """Load the compiled kernels of a force call once per process (from Numba's on-disk
+    cache), through the model's real path on three atoms, so that the first energy call
+    does not pay for it (as :func:`hdnnp.descriptors.engine._warm_up_kernels` does for
+    the descriptor alone)."""
     global _WARM
-    if _WARM:
+    if _WARM or model.descriptor.layout.max_cutoff <= 0.0:
         return
     _WARM = True
-    params = np.array([0.0, 1.0, 1.0, 0.0, 1.0, 0.0])  # μ, σ, (s, t), W, b
-    layers = np.array([[4, 5, 1, 1, ACTIVATION_CODES["linear"]]], dtype=np.int64)
-    nets = np.array([[[0, 1, 1, 0, 1, 2]]], dtype=np.int64)
-    _networks(np.ones((1, 1)), np.zeros(1, dtype=np.int64), params, layers, nets, False,
-              True, 1, np.empty((1, 1)), np.zeros((1, 1, 1)))
+    from hdnnp.descriptors.engine import warm_up_batch
+
+    model(warm_up_batch(model.descriptor), forces=True)

@@ -271,6 +271,19 @@ def batch_pair_vectors(batch: StructureBatch) -> torch.Tensor:
 _KERNELS_WARM = False
 
 
+def warm_up_batch(descriptor: Descriptor) -> StructureBatch:
+    """Three atoms of the first element, each within the cutoff of the others: the
+    structure on which the compiled kernels are loaded once per process."""
+    f64, i64 = dict(dtype=torch.float64), dict(dtype=torch.int64)
+    r = 0.5 * descriptor.layout.max_cutoff
+    return StructureBatch(
+        positions=torch.tensor([[0.0, 0.0, 0.0], [r, 0.0, 0.0], [0.0, r, 0.0]], **f64),
+        cells=torch.zeros(1, 3, 3, **f64), species=torch.zeros(3, **i64),
+        structure_index=torch.zeros(3, **i64), n_atoms=torch.tensor([3], **i64),
+        centers=torch.tensor([0, 0, 1, 1, 2, 2], **i64),
+        neighbours=torch.tensor([1, 2, 0, 2, 0, 1], **i64), cell_shifts=torch.zeros(6, 3, **f64))
+
+
 def _warm_up_kernels(descriptor: Descriptor) -> None:
     """Load the compiled kernels once per process, when the first descriptor is built.
 
@@ -284,16 +297,8 @@ def _warm_up_kernels(descriptor: Descriptor) -> None:
     if _KERNELS_WARM or descriptor.layout.max_cutoff <= 0.0:
         return
     _KERNELS_WARM = True
-    from hdnnp.neighbours import StructureBatch
-
-    f64, i64 = dict(dtype=torch.float64), dict(dtype=torch.int64)
-    r = 0.5 * descriptor.layout.max_cutoff
-    batch = StructureBatch(
-        positions=torch.tensor([[0.0, 0.0, 0.0], [r, 0.0, 0.0], [0.0, r, 0.0]], **f64),
-        cells=torch.zeros(1, 3, 3, **f64), species=torch.zeros(3, **i64),
-        structure_index=torch.zeros(3, **i64), n_atoms=torch.tensor([3], **i64),
-        centers=torch.tensor([0, 0, 1, 1, 2, 2], **i64),
-        neighbours=torch.tensor([1, 2, 0, 2, 0, 1], **i64), cell_shifts=torch.zeros(6, 3, **f64))
+    f64 = dict(dtype=torch.float64)
+    batch = warm_up_batch(descriptor)
     forces = torch.zeros(3, 3, **f64)
     batch_pair_vectors(batch)
     for block in descriptor.evaluate(batch):
