@@ -24,7 +24,9 @@ On the CPU both passes are compiled kernels (:mod:`hdnnp.descriptors.kernels`); 
 the block is evaluated by the tensor path (:mod:`hdnnp.descriptors.tensor`, the same
 plan as vectorised torch code, differentiated by autograd), which is also the independent
 oracle of the kernels in the tests.  A block holds at most ~10⁶ stored triplets, so memory
-grows linearly with the number of atoms.
+grows linearly with the number of atoms.  For energy + forces on the CPU the potential
+runs both passes and its networks in one kernel, centre by centre, on blocks made with
+``first_pass=False`` (:mod:`hdnnp.network_kernels`); these keep only the pair caches.
 
 For training, :meth:`Descriptor.features_and_jacobian` returns the features and a
 :class:`PairJacobian` with only the function derivatives each pair can have: per centre
