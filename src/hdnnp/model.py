@@ -337,8 +337,11 @@ class NeuralNetworkPotential(nn.Module):
         member's forces ``forces_members`` [K, N, 3] (one more gradient pass per member).
 
         The descriptor is evaluated in blocks of centre atoms, two passes each
-        (:mod:`hdnnp.descriptors.engine`); ``create_graph`` (forces that stay
-        differentiable with respect to the parameters) uses the tensor path instead.
+        (:mod:`hdnnp.descriptors.engine`); on the CPU in float64 the networks run as a
+        compiled kernel, and energy + forces (without member forces) as one kernel per
+        block, centre by centre (:mod:`hdnnp.network_kernels`).  ``create_graph`` (forces
+        that stay differentiable with respect to the parameters) uses the tensor path
+        instead.
         """
         if create_graph:
             return self._forward_autograd(batch, forces, stress)
