@@ -22,7 +22,8 @@ default (``--committee K`` trains K members, one per core with ``--jobs``).
 
 Usage::
 
-    python bench/tio2.py --n-structures 1000 --result bench/results/tio2-1000.json
+    python bench/tio2.py --n-structures 1000 --selection relative --hidden 15 15 \\
+        --stage kalman:60 --threads 1 --jobs 1 --result bench/results/tio2-1000.json
     python bench/tio2.py --full --stage adam:300:learning_rate=5e-3,learning_rate_final=1e-5 \\
         --result bench/results/tio2-full.json
 
