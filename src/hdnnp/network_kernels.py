@@ -49,6 +49,8 @@ ACTIVATION_CODES = {name: code for code, name in enumerate(
 _MTANH_A, _MTANH_B = 1.7159, 2.0 / 3.0
 _SOFTPLUS_LIMIT = 35.0  # n2p2's EXP_LIMIT (see hdnnp.activations)
 _CHUNK = 16
+#: parts of a block per thread in the fused force kernel (dynamic hand-out evens out a
+#: core that is busy with something else)
 PARTS_PER_THREAD = 8
 
 
@@ -187,7 +189,8 @@ def _fused_forces(plan, centre_species, r, inv_r, u, fc, dfc, ex, cw, dcw, sp_of
     # scratch per part, allocated once per call: allocating it per work item (as the
     # two-pass kernels do) made every item malloc and page-fault a few hundred kB.  The
     # parts are contiguous runs of centres of about equal triplet counts (``bounds``),
-    # one per thread.
+    # PARTS_PER_THREAD per thread, handed out as threads free up (the caller sets
+    # Numba's parallel chunk size to 1).
     cap, m = 1, 1
     for i in range(n):
         cap = max(cap, tstart[i + 1] - tstart[i])
@@ -267,14 +270,14 @@ class PackedNetworks:
     def block_forces(self, block) -> tuple[torch.Tensor, torch.Tensor]:
         """(members' energies [K, n], ∂E/∂d_p [P, 3] of the members' mean) of a
         :class:`~hdnnp.descriptors.engine.KernelBlock` made without its first pass
-        (``features=False``), centre by centre (:func:`_fused_forces`); sets the block's
+        (``first_pass=False``), centre by centre (:func:`_fused_forces`); sets the block's
         ``features``."""
         n, F = block.sp_off.shape[0], block.n_features
         g = np.zeros((n, F))
         energies = np.empty((self.members, n))
         de_dg = np.zeros((1, n, F))
         grad = np.empty(3 * block.r.shape[0])
-        # one part per thread, cut where the triplet capacity (the work) is split evenly
+        # parts cut where the triplet capacity (the work) is split evenly
         parts = max(1, min(PARTS_PER_THREAD * nb.get_num_threads(), n))
         work = block.tstart + np.arange(n + 1)
         bounds = np.searchsorted(work, np.linspace(0, work[-1], parts + 1)).astype(np.int64)
