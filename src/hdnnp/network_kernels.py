@@ -208,41 +208,12 @@ def _fused_forces(plan, centre_species, r, inv_r, u, fc, dfc, ex, cw, dcw, sp_of
         counts, coef, x, slope, up, down = countss[t], coefs[t], xs[t], slopes[t], ups[t], downs[t]
         for i in range(bounds[t], bounds[t + 1]):
             c = centre_species[i]
-            g_row = g[i]
-            dk._radial_pass(plan, i, c, sp_off, r, u, fc, dfc, buf, g_row, no_f, no_f, no_f,
-                            no_f, no_i, 0)
-            slot = 0
-            kg = 0
-            for lo in range(ns):
-                for hi in range(lo, ns):
-                    key = (c * ns + lo) * ns + hi
-                    for gi in range(plan.ang_off[key], plan.ang_off[key + 1]):
-                        n_t = dk._enumerate_any(plan, gi, c, i, lo, hi, sp_off, cw, r, u, tidx,
-                                                tval, slot, lst)
-                        dk._group_values(plan, gi, plan.eta_off[c], plan.rwin_off[c], fc, ex, cw,
-                                         tidx, tval, slot, n_t, g_row, buf[0], buf[1], work)
-                        counts[kg] = n_t
-                        slot += n_t
-                        kg += 1
-            _atom_network(g_row, c, params, layers, nets, False, True, x, slope, up, down,
+            dk.centre_features(plan, i, c, sp_off, r, u, fc, dfc, ex, cw, tidx, tval, 0, counts,
+                               lst, g[i], buf, work, no_f, no_i)
+            _atom_network(g[i], c, params, layers, nets, False, True, x, slope, up, down,
                           energies, i, de_dg)
-            c_row = de_dg[0, i]
-            for p in range(3 * sp_off[i, 0], 3 * sp_off[i, ns]):
-                grad[p] = 0.0
-            dk._radial_pass(plan, i, c, sp_off, r, u, fc, dfc, buf, no_f, c_row, coef, grad,
-                            no_f, no_i, 1)
-            slot = 0
-            kg = 0
-            for lo in range(ns):
-                for hi in range(lo, ns):
-                    key = (c * ns + lo) * ns + hi
-                    for gi in range(plan.ang_off[key], plan.ang_off[key + 1]):
-                        n_t = counts[kg]
-                        dk._group_gradient(plan, gi, plan.eta_off[c], plan.rwin_off[c], fc, dfc,
-                                           cw, dcw, r, inv_r, u, tidx, tval, slot, n_t, c_row,
-                                           grad, coef, buf[0], buf[1], work)
-                        slot += n_t
-                        kg += 1
+            dk.centre_gradient(plan, i, c, sp_off, r, inv_r, u, fc, dfc, cw, dcw, tidx, tval, 0,
+                               counts, de_dg[0, i], grad, coef, buf, work, no_f, no_i)
 
 
 @dataclass

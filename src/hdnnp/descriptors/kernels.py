@@ -1019,36 +1019,65 @@ def _radial_pass(plan, i, c, sp_off, r, u, fc, dfc, buf, g_row, c_row, coef, gra
                             jr[jr_off[p] + pos[col2 + m]] += w2 * buf[1, m]
 
 
+@_call
+def centre_features(plan, i, c, sp_off, r, u, fc, dfc, ex, cw, tidx, tval, slot, counts, lst,
+                    g_row, buf, work, no_f, no_i):
+    """Pass 1 of centre i (element c): its radial sums, then every angular group's
+    triplets stored from ``slot`` on (their numbers into ``counts``) and summed, into
+    ``g_row``.  ``buf``, ``work``, ``lst`` are scratch (:func:`_chunk_scratch`,
+    :func:`_chunk_list`); ``no_f``, ``no_i`` empty arrays."""
+    ns = plan.n_species
+    _radial_pass(plan, i, c, sp_off, r, u, fc, dfc, buf, g_row, no_f, no_f, no_f, no_f, no_i, 0)
+    kg = 0
+    for lo in range(ns):
+        for hi in range(lo, ns):
+            key = (c * ns + lo) * ns + hi
+            for gi in range(plan.ang_off[key], plan.ang_off[key + 1]):
+                n_t = _enumerate_any(plan, gi, c, i, lo, hi, sp_off, cw, r, u, tidx, tval, slot,
+                                     lst)
+                _group_values(plan, gi, plan.eta_off[c], plan.rwin_off[c], fc, ex, cw, tidx,
+                              tval, slot, n_t, g_row, buf[0], buf[1], work)
+                counts[kg] = n_t
+                slot += n_t
+                kg += 1
+
+
+@_call
+def centre_gradient(plan, i, c, sp_off, r, inv_r, u, fc, dfc, cw, dcw, tidx, tval, slot, counts,
+                    c_row, grad, coef, buf, work, no_f, no_i):
+    """Pass 2 of centre i: ∂E/∂d_p of its pairs (overwritten in the flat ``grad``) from
+    c_row = ∂E/∂G_i and the triplets :func:`centre_features` stored from ``slot`` on."""
+    ns = plan.n_species
+    for p in range(3 * sp_off[i, 0], 3 * sp_off[i, ns]):
+        grad[p] = 0.0
+    _radial_pass(plan, i, c, sp_off, r, u, fc, dfc, buf, no_f, c_row, coef, grad, no_f, no_i, 1)
+    kg = 0
+    for lo in range(ns):
+        for hi in range(lo, ns):
+            key = (c * ns + lo) * ns + hi
+            for gi in range(plan.ang_off[key], plan.ang_off[key + 1]):
+                n_t = counts[kg]
+                _group_gradient(plan, gi, plan.eta_off[c], plan.rwin_off[c], fc, dfc, cw, dcw, r,
+                                inv_r, u, tidx, tval, slot, n_t, c_row, grad, coef, buf[0],
+                                buf[1], work)
+                slot += n_t
+                kg += 1
+
+
 @_kernel
 def features(plan, centre_species, r, u, fc, dfc, ex, cw, dcw, sp_off, tstart, tidx, tval,
              tcount, g):
     """Pass 1: feature rows g [n_centres, F] (zeroed by the caller) and the triplet store
     (per centre from ``tstart``; ``tcount[i, k]`` triplets of its k-th angular group)."""
     n = centre_species.shape[0]
-    ns = plan.n_species
     no_f = np.zeros(0)
     no_i = np.zeros(0, dtype=np.int64)
     for chunk in nb.prange((n + CHUNK - 1) // CHUNK):
         buf, work = _chunk_scratch(plan, tstart, chunk, n)
         lst = _chunk_list(sp_off, chunk, n)
         for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
-            c = centre_species[i]
-            g_row = g[i]
-            _radial_pass(plan, i, c, sp_off, r, u, fc, dfc, buf, g_row, no_f, no_f, no_f, no_f,
-                         no_i, 0)
-            slot = tstart[i]
-            kg = 0
-            for lo in range(ns):
-                for hi in range(lo, ns):
-                    key = (c * ns + lo) * ns + hi
-                    for gi in range(plan.ang_off[key], plan.ang_off[key + 1]):
-                        n_t = _enumerate_any(plan, gi, c, i, lo, hi, sp_off, cw, r, u, tidx,
-                                             tval, slot, lst)
-                        _group_values(plan, gi, plan.eta_off[c], plan.rwin_off[c], fc, ex, cw,
-                                      tidx, tval, slot, n_t, g_row, buf[0], buf[1], work)
-                        tcount[i, kg] = n_t
-                        slot += n_t
-                        kg += 1
+            centre_features(plan, i, centre_species[i], sp_off, r, u, fc, dfc, ex, cw, tidx,
+                            tval, tstart[i], tcount[i], lst, g[i], buf, work, no_f, no_i)
 
 
 @_kernel
@@ -1056,31 +1085,15 @@ def pair_gradient(plan, centre_species, r, inv_r, u, fc, dfc, ex, cw, dcw, sp_of
                   tidx, tval, tcount, de_dg, grad):
     """Pass 2: ∂E/∂d_p (flat [3 P], overwritten) from c = ∂E/∂G [n_centres, F]."""
     n = centre_species.shape[0]
-    ns = plan.n_species
     no_f = np.zeros(0)
     no_i = np.zeros(0, dtype=np.int64)
     for chunk in nb.prange((n + CHUNK - 1) // CHUNK):
         buf, work = _chunk_scratch(plan, tstart, chunk, n)
         coef = np.empty(plan.max_local)
         for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
-            c = centre_species[i]
-            c_row = de_dg[i]
-            for p in range(3 * sp_off[i, 0], 3 * sp_off[i, ns]):
-                grad[p] = 0.0
-            _radial_pass(plan, i, c, sp_off, r, u, fc, dfc, buf, no_f, c_row, coef, grad, no_f,
-                         no_i, 1)
-            slot = tstart[i]
-            kg = 0
-            for lo in range(ns):
-                for hi in range(lo, ns):
-                    key = (c * ns + lo) * ns + hi
-                    for gi in range(plan.ang_off[key], plan.ang_off[key + 1]):
-                        n_t = tcount[i, kg]
-                        _group_gradient(plan, gi, plan.eta_off[c], plan.rwin_off[c], fc, dfc, cw,
-                                        dcw, r, inv_r, u, tidx, tval, slot, n_t, c_row, grad,
-                                        coef, buf[0], buf[1], work)
-                        slot += n_t
-                        kg += 1
+            centre_gradient(plan, i, centre_species[i], sp_off, r, inv_r, u, fc, dfc, cw, dcw,
+                            tidx, tval, tstart[i], tcount[i], de_dg[i], grad, coef, buf, work,
+                            no_f, no_i)
 
 
 @_kernel
